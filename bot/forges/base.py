@@ -1,0 +1,96 @@
+"""The Forge seam: what the rest of forgebot needs from GitHub, GitLab, Gitea or the local forge.
+
+A forge adapter never imports the pipeline. Every method raises ``ForgeError`` (never a
+library error) and says through ``ForgeError.retryable`` whether trying again can help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.events import Event
+
+
+@dataclass(frozen=True)
+class Issue:
+    """An issue as the pipeline needs it."""
+
+    number: int
+    title: str
+    body: str
+    labels: tuple[str, ...]
+    author: str
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """A pull request opened by the bot."""
+
+    number: int
+    head: str
+    base: str
+    title: str
+    body: str
+    draft: bool
+    url: str
+
+
+@dataclass(frozen=True)
+class NewPull:
+    """What the bot asks for when it opens a pull request."""
+
+    head: str
+    base: str
+    title: str
+    body: str
+    draft: bool
+
+
+class Forge(Protocol):
+    """One forge. ``repo`` is always the ``owner/name`` full name."""
+
+    name: str
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
+        """True when the delivery is authentic. Constant time; False when no secret is set."""
+
+    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
+        """The forge's id for this delivery (the same on a redelivery), if it sent one."""
+
+    def event_kind(self, headers: Mapping[str, str]) -> str:
+        """The forge's name for the event (for the record; ``""`` when absent)."""
+
+    def parse(self, headers: Mapping[str, str], body: bytes) -> Event | None:
+        """The normalised event, or None when the delivery starts nothing.
+
+        Raises ``ForgeError`` for a payload that is JSON but not the shape the event promises.
+        """
+
+    def clone_url(self, repo: str) -> str:
+        """A URL git can fetch from, without any credential in it."""
+
+    def git_auth(self, repo: str) -> dict[str, str]:
+        """Environment variables that let git authenticate (askpass); never written to disk."""
+
+    def get_issue(self, repo: str, number: int) -> Issue:
+        """The issue as it is now."""
+
+    def find_pull(self, repo: str, head: str) -> PullRequest | None:
+        """The open pull request whose head is the branch ``head``, if any."""
+
+    def open_pull(self, repo: str, pull: NewPull) -> PullRequest:
+        """Open a pull request and return it."""
+
+    def update_pull(self, repo: str, number: int, *, body: str, draft: bool) -> PullRequest:
+        """Replace the body (and draft flag) of one of the bot's pull requests."""
+
+    def comment(self, repo: str, number: int, body: str) -> None:
+        """Comment on an issue or pull request."""
+
+    def set_status(self, repo: str, sha: str, state: str, description: str) -> None:
+        """Set the bot's commit status (``pending``, ``success``, ``failure``) on ``sha``."""
+
+    def permission(self, repo: str, user: str) -> str:
+        """The user's permission on the repository: ``none``, ``read``, ``write`` or ``admin``."""

@@ -1,0 +1,246 @@
+"""What the ``forgebot local …`` commands do: create repositories, issues, labels and
+comments, show pull requests, and deliver the webhooks those actions raise.
+
+Each action that a real forge would announce returns its deliveries instead of sending
+them, so the caller decides where (and whether) to post them with :func:`deliver`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bot import gitops
+from bot.errors import ForgeError, GitError
+from bot.forges.local import webhook
+from bot.forges.local.layout import (
+    ISSUES,
+    PULLS,
+    Document,
+    RepoLayout,
+    create_item,
+    list_documents,
+    now,
+    read_document,
+    require_item,
+    write_document,
+)
+from bot.forges.local.layout import add_comment as write_comment
+
+INITIAL_AUTHOR = gitops.Identity("forgebot local", "local@forgebot.invalid")
+"""Who makes the first commit of a repository created by :func:`init_repo`."""
+
+_IGNORED = shutil.ignore_patterns(".git", "__pycache__")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook to send: the ``X-Forgebot-Event`` name and the JSON body."""
+
+    event: str
+    payload: dict[str, Any]
+
+
+# ------------------------------------------------------------------- repositories
+
+
+def init_repo(
+    root: Path,
+    full_name: str,
+    source_dir: Path,
+    default_branch: str = "main",
+    *,
+    force: bool = False,
+) -> Path:
+    """Create ``<root>/<owner>/<repo>.git`` with the files of ``source_dir`` as its first commit.
+
+    ``.git`` and ``__pycache__`` are left out. Refuses an existing repository unless
+    ``force``, which replaces it together with its issues, pulls and comments. The new
+    repository is built aside and renamed into place. Returns the bare repository's path.
+    """
+    layout = RepoLayout.of(root, full_name)
+    if not source_dir.is_dir():
+        raise ForgeError(f"{source_dir} is not a folder")
+    if (layout.git_dir.exists() or layout.meta_dir.exists()) and not force:
+        raise ForgeError(f"local repository {full_name} already exists (use force to replace it)")
+    layout.git_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=layout.git_dir.parent, prefix=".init-") as tmp:
+        bare = Path(tmp) / "repo.git"
+        try:
+            _build_bare(source_dir, Path(tmp) / "tree", bare, default_branch)
+        except GitError as exc:
+            raise ForgeError(f"could not create {full_name}: {exc}") from exc
+        shutil.rmtree(layout.git_dir, ignore_errors=True)
+        shutil.rmtree(layout.meta_dir, ignore_errors=True)
+        bare.rename(layout.git_dir)
+    for kind in (ISSUES, PULLS, "comments", "statuses"):
+        (layout.meta_dir / kind).mkdir(parents=True, exist_ok=True)
+    return layout.git_dir
+
+
+def _build_bare(source_dir: Path, tree: Path, bare: Path, default_branch: str) -> None:
+    gitops.run(["check-ref-format", "--branch", default_branch])
+    shutil.copytree(source_dir, tree, symlinks=True, ignore=_IGNORED)
+    if not any(tree.iterdir()):
+        raise ForgeError(f"{source_dir} has no files to put in the first commit")
+    gitops.run(["init", "--quiet", f"--initial-branch={default_branch}", str(tree)])
+    gitops.commit(tree, "Initial commit", INITIAL_AUTHOR)
+    gitops.run(["init", "--bare", "--quiet", f"--initial-branch={default_branch}", str(bare)])
+    gitops.run(["push", "--quiet", str(bare), f"HEAD:refs/heads/{default_branch}"], cwd=tree)
+
+
+def read_default_branch(layout: RepoLayout) -> str:
+    """The branch the bare repository's HEAD names."""
+    try:
+        return gitops.run(["symbolic-ref", "--short", "HEAD"], cwd=layout.git_dir).strip()
+    except GitError as exc:
+        raise ForgeError(f"{layout.full_name}: cannot read the default branch: {exc}") from exc
+
+
+# ------------------------------------------------------------- issues and comments
+
+
+def create_issue(
+    root: Path,
+    full_name: str,
+    title: str,
+    body: str,
+    *,
+    labels: list[str],
+    author: str,
+) -> tuple[int, list[Delivery]]:
+    """Open an issue; return its number and the deliveries GitHub would send.
+
+    Those are ``issues``/``opened``, then one ``issues``/``labeled`` per label.
+    """
+    layout = RepoLayout.of(root, full_name).require()
+    labels = list(dict.fromkeys(labels))  # de-duplicated, order kept
+    front = {"title": title, "labels": labels, "author": author, "state": "open", "created": now()}
+    with layout.lock():
+        number = create_item(layout, ISSUES, front, body)
+    doc = read_document(layout.item_path(ISSUES, number))
+    deliveries = [Delivery("issues", _issues_event(layout, doc, "opened", author))]
+    deliveries += [
+        Delivery("issues", _issues_event(layout, doc, "labeled", author, label)) for label in labels
+    ]
+    return number, deliveries
+
+
+def add_label(root: Path, full_name: str, number: int, label: str, sender: str) -> list[Delivery]:
+    """Add ``label`` to issue ``number``; return the ``issues``/``labeled`` delivery.
+
+    A label the issue already has changes nothing and raises no event, as on GitHub:
+    to trigger again, remove and re-add it.
+    """
+    layout = RepoLayout.of(root, full_name).require()
+    path = layout.item_path(ISSUES, number)
+    with layout.lock():
+        if not path.is_file():
+            raise ForgeError(f"{full_name} has no issue #{number} (labels go on issues only)")
+        doc = read_document(path)
+        labels = [str(name) for name in doc.front.get("labels") or []]
+        if label in labels:
+            return []
+        doc = Document({**doc.front, "labels": [*labels, label]}, doc.body)
+        write_document(path, doc)
+    return [Delivery("issues", _issues_event(layout, doc, "labeled", sender, label))]
+
+
+def add_comment(root: Path, full_name: str, number: int, body: str, author: str) -> list[Delivery]:
+    """Comment on issue or pull request ``number``; return the ``issue_comment`` delivery."""
+    layout = RepoLayout.of(root, full_name).require()
+    kind, path = require_item(layout, number)
+    write_comment(layout, number, author, body)
+    issue = _issue_object(read_document(path), pull=kind == PULLS)
+    payload = webhook.comment_event(_repository(layout), issue, body, author)
+    return [Delivery("issue_comment", payload)]
+
+
+def _repository(layout: RepoLayout) -> dict[str, Any]:
+    return webhook.repository_payload(layout.full_name, read_default_branch(layout))
+
+
+def _issue_object(doc: Document, *, pull: bool) -> dict[str, Any]:
+    front = doc.front
+    return webhook.issue_payload(
+        int(front["number"]),
+        str(front.get("title", "")),
+        doc.body,
+        [str(name) for name in front.get("labels") or []],
+        str(front.get("author", "")),
+        pull=pull,
+    )
+
+
+def _issues_event(
+    layout: RepoLayout, doc: Document, action: str, sender: str, label: str | None = None
+) -> dict[str, Any]:
+    issue = _issue_object(doc, pull=False)
+    return webhook.issues_event(action, _repository(layout), issue, sender, label)
+
+
+# ------------------------------------------------------------------ pull requests
+
+
+def list_pulls(root: Path, full_name: str) -> list[dict[str, Any]]:
+    """The front matter of every pull request, by number."""
+    layout = RepoLayout.of(root, full_name).require()
+    return [doc.front for doc in list_documents(layout, PULLS)]
+
+
+def show_pull(root: Path, full_name: str, number: int) -> tuple[dict[str, Any], str, str]:
+    """Pull request ``number``: its front matter, its body and ``git diff base...head``."""
+    layout = RepoLayout.of(root, full_name).require()
+    path = layout.item_path(PULLS, number)
+    if not path.is_file():
+        raise ForgeError(f"{full_name} has no pull request #{number}")
+    doc = read_document(path)
+    base, head = str(doc.front.get("base", "")), str(doc.front.get("head", ""))
+    args = ["diff", "--no-ext-diff", "--no-textconv", "--no-color"]
+    try:
+        diff = gitops.run(
+            [*args, f"refs/heads/{base}...refs/heads/{head}", "--"], cwd=layout.git_dir
+        )
+    except GitError as exc:
+        raise ForgeError(
+            f"cannot diff pull request #{number} ({base}...{head}): a branch may be gone"
+        ) from exc
+    return doc.front, doc.body, diff
+
+
+# ---------------------------------------------------------------------- delivery
+
+
+def deliver(url: str, secret: str, event: str, payload: dict[str, Any], timeout: float = 10) -> int:
+    """POST one signed delivery to the receiver at ``url``; return the HTTP status.
+
+    ``ForgeError`` when the receiver cannot be reached or does not answer 2xx. The
+    secret is only ever used to sign; no message includes it.
+    """
+    if not secret:
+        raise ForgeError("no webhook secret configured for the local forge (forges.local.secret)")
+    body = json.dumps(payload).encode("utf-8")
+    headers = webhook.signed_headers(secret, event, body)
+    try:
+        response = requests.post(url, data=body, headers=headers, timeout=timeout)
+    except requests.RequestException as exc:
+        raise ForgeError(
+            f"could not deliver the '{event}' webhook to {url} ({type(exc).__name__}): the "
+            "receiver may not be running; start it with `forgebot serve` and try again",
+            retryable=True,
+        ) from exc
+    if not 200 <= response.status_code < 300:
+        hint = ""
+        if response.status_code == 401:
+            hint = " (check that both sides use the same forges.local.secret)"
+        raise ForgeError(
+            f"the receiver at {url} answered {response.status_code} to the '{event}' webhook{hint}",
+            retryable=response.status_code >= 500,
+        )
+    return response.status_code

@@ -1,0 +1,175 @@
+"""The Forge API of the local forge, over the files described in ``layout``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from bot import gitops
+from bot.errors import ForgeError, GitError
+from bot.forges.base import Issue, NewPull, PullRequest
+from bot.forges.local.layout import (
+    PULLS,
+    Document,
+    RepoLayout,
+    add_comment,
+    create_item,
+    list_documents,
+    now,
+    read_document,
+    read_yaml,
+    require_item,
+    write_document,
+    write_yaml,
+)
+
+PERMISSIONS = ("none", "read", "write", "admin")
+STATES = ("pending", "success", "failure", "error")
+STATUS_CONTEXT = "forgebot"
+_SHA_RE = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+class LocalClient:
+    """Reads and writes issues, pull requests, comments and statuses under ``root``."""
+
+    def __init__(self, root: Path, bot_user: str = "forgebot") -> None:
+        self.root = root
+        self.bot_user = bot_user
+
+    def _repo(self, repo: str) -> RepoLayout:
+        return RepoLayout.of(self.root, repo).require()
+
+    def clone_url(self, repo: str) -> str:
+        """The bare repository's path: git fetches and pushes it directly."""
+        return str(self._repo(repo).git_dir)
+
+    def git_auth(self, repo: str) -> dict[str, str]:
+        """Nothing: the local forge is a folder on this machine."""
+        return {}
+
+    def get_issue(self, repo: str, number: int) -> Issue:
+        """Issue ``number`` (a pull request's number works too, as on GitHub)."""
+        layout = self._repo(repo)
+        _, path = require_item(layout, number)
+        doc = read_document(path)
+        return Issue(
+            number=number,
+            title=_text(doc, "title", path),
+            body=doc.body,
+            labels=tuple(str(label) for label in doc.front.get("labels") or []),
+            author=_text(doc, "author", path),
+        )
+
+    def find_pull(self, repo: str, head: str) -> PullRequest | None:
+        """The open pull request from branch ``head``, if any."""
+        layout = self._repo(repo)
+        for doc in list_documents(layout, PULLS):
+            if doc.front.get("head") == head and doc.front.get("state") == "open":
+                return _pull(layout, doc)
+        return None
+
+    def open_pull(self, repo: str, pull: NewPull) -> PullRequest:
+        """Open a pull request; if one is already open from ``pull.head``, return that one.
+
+        Both branches must exist in the bare repository, as a real forge would insist.
+        """
+        layout = self._repo(repo)
+        for branch in (pull.head, pull.base):
+            _require_branch(layout, branch)
+        with layout.lock():
+            # Looked up again under the lock: two workers racing get one pull request.
+            existing = self.find_pull(repo, pull.head)
+            if existing is not None:
+                return existing
+            front: dict[str, Any] = {
+                "title": pull.title,
+                "head": pull.head,
+                "base": pull.base,
+                "draft": pull.draft,
+                "state": "open",
+                "author": self.bot_user,
+                "created": now(),
+            }
+            number = create_item(layout, PULLS, front, pull.body)
+        return _pull(layout, read_document(layout.item_path(PULLS, number)))
+
+    def update_pull(self, repo: str, number: int, *, body: str, draft: bool) -> PullRequest:
+        """Replace the body and the draft flag of pull request ``number``."""
+        layout = self._repo(repo)
+        path = layout.item_path(PULLS, number)
+        with layout.lock():
+            if not path.is_file():
+                raise ForgeError(f"{repo} has no pull request #{number}")
+            doc = read_document(path)
+            updated = Document({**doc.front, "draft": draft}, body)
+            write_document(path, updated)
+        return _pull(layout, updated)
+
+    def comment(self, repo: str, number: int, body: str) -> None:
+        """Comment on issue or pull request ``number`` as the bot user."""
+        add_comment(self._repo(repo), number, self.bot_user, body)
+
+    def set_status(self, repo: str, sha: str, state: str, description: str) -> None:
+        """Record the bot's status of commit ``sha`` in ``statuses/<sha>.yml``."""
+        layout = self._repo(repo)
+        if not _SHA_RE.fullmatch(sha):
+            raise ForgeError(f"not a full commit sha: {sha!r}")
+        if state not in STATES:
+            raise ForgeError(f"unknown status state {state!r}: expected one of {STATES}")
+        path = layout.status_path(sha)
+        with layout.lock():
+            statuses = read_yaml(path, {})
+            statuses[STATUS_CONTEXT] = {
+                "state": state,
+                "description": description,
+                "updated": now(),
+            }
+            write_yaml(path, statuses)
+
+    def permission(self, repo: str, user: str) -> str:
+        """``admin`` for everyone, unless ``<root>/permissions.yml`` maps users to levels.
+
+        With that file, a user it does not name has ``none``.
+        """
+        self._repo(repo)
+        path = self.root / "permissions.yml"
+        if not path.is_file():
+            return "admin"
+        level = read_yaml(path, {}).get(user, "none")
+        if level not in PERMISSIONS:
+            raise ForgeError(f"{path}: permission of {user!r} must be one of {PERMISSIONS}")
+        return str(level)
+
+
+def _text(doc: Document, key: str, path: Path) -> str:
+    value = doc.front.get(key)
+    if not isinstance(value, str):
+        raise ForgeError(f"{path}: front matter field {key!r} is missing or not text")
+    return value
+
+
+def _pull(layout: RepoLayout, doc: Document) -> PullRequest:
+    number = doc.front.get("number")
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise ForgeError(f"{layout.meta_dir / PULLS}: a pull request without a number")
+    path = layout.item_path(PULLS, number)
+    return PullRequest(
+        number=number,
+        head=_text(doc, "head", path),
+        base=_text(doc, "base", path),
+        title=_text(doc, "title", path),
+        body=doc.body,
+        draft=bool(doc.front.get("draft", False)),
+        url=path.absolute().as_uri(),
+    )
+
+
+def _require_branch(layout: RepoLayout, branch: str) -> None:
+    try:
+        gitops.run(
+            ["rev-parse", "--verify", "--quiet", "--end-of-options", f"refs/heads/{branch}"],
+            cwd=layout.git_dir,
+        )
+    except GitError as exc:
+        raise ForgeError(f"{layout.full_name} has no branch {branch!r}") from exc

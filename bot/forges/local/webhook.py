@@ -1,0 +1,206 @@
+"""The local forge's webhooks: our own format, modelled on GitHub's.
+
+Headers: ``X-Forgebot-Event`` (``issues``, ``issue_comment``), ``X-Forgebot-Delivery``
+(a uuid4), ``X-Forgebot-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>``.
+Bodies carry ``action``, ``repository {full_name, default_branch}``, ``issue {number,
+title, body, labels[{name}], user{login}, pull_request?}``, ``label {name}``,
+``comment {body, user{login}}`` and ``sender {login}``.
+
+This module both reads deliveries (verify, parse) and writes them (the payload
+builders the ``forgebot local`` commands use), so the format is defined in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bot.errors import ForgeError
+from bot.events import CommentCreated, Event, IssueLabeled, Repo
+from bot.forges.verify import get_header, sign_sha256, verify_hmac_sha256
+
+FORGE = "local"
+EVENT_HEADER = "X-Forgebot-Event"
+DELIVERY_HEADER = "X-Forgebot-Delivery"
+SIGNATURE_HEADER = "X-Forgebot-Signature-256"
+
+Payload = dict[str, Any]
+
+
+# ----------------------------------------------------------------------- reading
+
+
+def verify(secret: str | None, headers: Mapping[str, str], body: bytes) -> bool:
+    """True when the signature header matches the body under ``secret`` (fail-closed)."""
+    return verify_hmac_sha256(secret, body, get_header(headers, SIGNATURE_HEADER))
+
+
+def delivery_id(headers: Mapping[str, str]) -> str | None:
+    """The ``X-Forgebot-Delivery`` id, if sent."""
+    return get_header(headers, DELIVERY_HEADER) or None
+
+
+def event_kind(headers: Mapping[str, str]) -> str:
+    """The ``X-Forgebot-Event`` name, or ``""``."""
+    return get_header(headers, EVENT_HEADER) or ""
+
+
+def parse(headers: Mapping[str, str], body: bytes) -> Event | None:
+    """The normalised event, or None for an event or action that starts nothing.
+
+    Raises ``ForgeError`` for a body that is not a JSON object, or misses a field the
+    event needs (the message names the field).
+    """
+    kind = event_kind(headers)
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ForgeError(f"local webhook '{kind}': the body is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise ForgeError(f"local webhook '{kind}': the body is not a JSON object")
+    handler = _HANDLERS.get((kind, str(payload.get("action", ""))))
+    return handler(_Fields(payload, kind)) if handler else None
+
+
+class _Fields:
+    """Typed access to a payload by dotted path; a missing or mistyped field is a ForgeError."""
+
+    def __init__(self, payload: Payload, kind: str) -> None:
+        self._payload = payload
+        self._kind = kind
+
+    def get(self, path: str) -> object:
+        """The value at ``path``; ForgeError when it is absent or null."""
+        value = self.find(path)
+        if value is None:
+            raise self._error(path)
+        return value
+
+    def find(self, path: str) -> object | None:
+        """The value at ``path``, or None when any step is absent."""
+        node: object = self._payload
+        for key in path.split("."):
+            if not isinstance(node, dict):
+                return None
+            node = node.get(key)
+        return node
+
+    def text(self, path: str, *, optional: bool = False) -> str:
+        value = self.find(path)
+        if value is None and optional:
+            return ""
+        if not isinstance(value, str):
+            raise self._error(path)
+        return value
+
+    def integer(self, path: str) -> int:
+        value = self.get(path)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._error(path)
+        return value
+
+    def label_names(self, path: str) -> tuple[str, ...]:
+        value = self.get(path)
+        if not isinstance(value, list):
+            raise self._error(path)
+        names = [item.get("name") if isinstance(item, dict) else None for item in value]
+        for index, name in enumerate(names):
+            if not isinstance(name, str):
+                raise self._error(f"{path}[{index}].name")
+        return tuple(str(name) for name in names)
+
+    def _error(self, path: str) -> ForgeError:
+        action = self._payload.get("action", "")
+        return ForgeError(f"local webhook '{self._kind}/{action}': missing or invalid field {path}")
+
+
+def _repo(fields: _Fields) -> Repo:
+    branch = fields.text("repository.default_branch", optional=True) or "main"
+    return Repo(forge=FORGE, full_name=fields.text("repository.full_name"), default_branch=branch)
+
+
+def _labeled(fields: _Fields) -> IssueLabeled:
+    return IssueLabeled(
+        repo=_repo(fields),
+        number=fields.integer("issue.number"),
+        title=fields.text("issue.title"),
+        body=fields.text("issue.body", optional=True),
+        label=fields.text("label.name"),
+        sender=fields.text("sender.login"),
+        labels=fields.label_names("issue.labels"),
+    )
+
+
+def _comment_created(fields: _Fields) -> CommentCreated:
+    return CommentCreated(
+        repo=_repo(fields),
+        number=fields.integer("issue.number"),
+        body=fields.text("comment.body"),
+        author=fields.text("comment.user.login"),
+        is_pull=fields.find("issue.pull_request") is not None,
+    )
+
+
+# (event header, action) -> handler; everything else starts nothing.
+_HANDLERS: dict[tuple[str, str], Callable[[_Fields], Event]] = {
+    ("issues", "labeled"): _labeled,
+    ("issue_comment", "created"): _comment_created,
+}
+
+
+# ----------------------------------------------------------------------- writing
+
+
+def repository_payload(full_name: str, default_branch: str) -> Payload:
+    """The ``repository`` object of every delivery."""
+    return {"full_name": full_name, "default_branch": default_branch}
+
+
+def issue_payload(
+    number: int, title: str, body: str, labels: list[str], author: str, *, pull: bool
+) -> Payload:
+    """The ``issue`` object; a pull request carries a ``pull_request`` key, as on GitHub."""
+    issue: Payload = {
+        "number": number,
+        "title": title,
+        "body": body,
+        "labels": [{"name": name} for name in labels],
+        "user": {"login": author},
+    }
+    if pull:
+        issue["pull_request"] = {"number": number}
+    return issue
+
+
+def issues_event(
+    action: str, repository: Payload, issue: Payload, sender: str, label: str | None = None
+) -> Payload:
+    """The body of an ``issues`` delivery (``opened``, ``labeled``)."""
+    payload: Payload = {"action": action, "repository": repository, "issue": issue}
+    if label is not None:
+        payload["label"] = {"name": label}
+    payload["sender"] = {"login": sender}
+    return payload
+
+
+def comment_event(repository: Payload, issue: Payload, body: str, author: str) -> Payload:
+    """The body of an ``issue_comment`` / ``created`` delivery."""
+    return {
+        "action": "created",
+        "repository": repository,
+        "issue": issue,
+        "comment": {"body": body, "user": {"login": author}},
+        "sender": {"login": author},
+    }
+
+
+def signed_headers(secret: str, event: str, body: bytes) -> dict[str, str]:
+    """The headers of one delivery of ``body``, with a fresh delivery id."""
+    return {
+        "Content-Type": "application/json",
+        EVENT_HEADER: event,
+        DELIVERY_HEADER: str(uuid.uuid4()),
+        SIGNATURE_HEADER: "sha256=" + sign_sha256(secret, body),
+    }

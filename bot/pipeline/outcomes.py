@@ -1,0 +1,24 @@
+"""The named outcomes every job ends in; the reporter switches on them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    SUBMITTED = "submitted"  # pull request opened, tests pass
+    TESTS_FAILED = "tests_failed"  # draft pull request opened, tests fail
+    NO_CHANGES = "no_changes"  # the model changed nothing usable
+    POLICY_BLOCKED = "policy_blocked"  # the policy gate stopped the change
+    SECRET_FOUND = "secret_found"  # the secret gate stopped the change
+    BUDGET_EXCEEDED = "budget_exceeded"  # iteration or time budget used up
+    SANDBOX_ERROR = "sandbox_error"  # the sandbox could not run
+    MODEL_ERROR = "model_error"  # the model could not be loaded or reached
+    FORGE_ERROR = "forge_error"  # the forge or git refused
+    WORKER_LOST = "worker_lost"  # the worker died too many times
+    CANCELLED = "cancelled"
+
+    @property
+    def failed(self) -> bool:
+        """True when the job did not publish a pull request."""
+        return self not in (Outcome.SUBMITTED, Outcome.TESTS_FAILED)

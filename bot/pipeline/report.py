@@ -1,0 +1,127 @@
+"""What the bot writes on the forge: the pull request body and the issue comments.
+
+Pure functions over values. Nothing here repeats a secret: findings carry a path, a line and a
+kind, never the value, and the model's own words are not quoted back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.pipeline.outcomes import Outcome
+from bot.sandbox.base import TestCounts
+
+MARKER = "<!-- forgebot -->"
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    added: int
+    removed: int
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the reporter needs about one finished attempt."""
+
+    job_id: int
+    attempt: int
+    issue_number: int
+    issue_title: str
+    outcome: Outcome
+    files: Sequence[FileChange] = ()
+    tests: TestCounts | None = None
+    test_exit: int | None = None
+    gate_lines: Sequence[str] = ()  # "policy: ok", "paths.deny: .github/x.yml:1 ..."
+    iterations: int = 0
+    detail: str = ""
+    pull_url: str | None = None
+
+
+def _tests_line(report: Report) -> str:
+    t = report.tests
+    if t is None:
+        if report.test_exit is None:
+            return "not run"
+        return f"exit code {report.test_exit} (no JUnit report)"
+    text = f"{t.passed} passed, {t.failed} failed"
+    if t.errors:
+        text += f", {t.errors} errors"
+    if t.skipped:
+        text += f", {t.skipped} skipped"
+    return text
+
+
+def pull_title(report: Report) -> str:
+    return f"{report.issue_title} (#{report.issue_number})"[:200]
+
+
+def pull_body(report: Report) -> str:
+    lines = [
+        MARKER,
+        f"Closes #{report.issue_number}.",
+        "",
+        "## What was asked",
+        f"Issue #{report.issue_number}: {report.issue_title}",
+        "",
+        "## What changed",
+        *[f"- `{f.path}` (+{f.added} −{f.removed})" for f in report.files],
+        "",
+        "## Tests (run in a sandbox without network, on the trusted copy of the change)",
+        f"- {_tests_line(report)}",
+    ]
+    if report.tests and report.tests.failures:
+        lines += [f"  - `{f}`" for f in report.tests.failures[:10]]
+    lines += [
+        "",
+        "## Gates",
+        *[f"- {g}" for g in report.gate_lines],
+        "",
+        f"forgebot job {report.job_id}, attempt {report.attempt}, "
+        f"{report.iterations} model iteration(s). Outcome: `{report.outcome.value}`.",
+    ]
+    if report.outcome is Outcome.TESTS_FAILED:
+        lines.insert(1, "> **Draft:** the tests fail on this change; it needs a human or `/retry`.")
+    return "\n".join(lines) + "\n"
+
+
+def started_comment(job_id: int, attempt: int) -> str:
+    return (
+        f"{MARKER}\nforgebot is working on this issue (job {job_id}, attempt {attempt}). "
+        "It will open a pull request or explain here why it could not."
+    )
+
+
+_EXPLAIN = {
+    Outcome.SUBMITTED: "opened a pull request; its tests pass",
+    Outcome.TESTS_FAILED: "opened a draft pull request, but the tests fail on it",
+    Outcome.NO_CHANGES: "did not produce a usable change, so nothing was pushed",
+    Outcome.POLICY_BLOCKED: "stopped the change at the policy gate, so nothing was pushed",
+    Outcome.SECRET_FOUND: "found what looks like a secret in the change, so nothing was pushed",
+    Outcome.BUDGET_EXCEEDED: "ran out of its budget before finishing",
+    Outcome.SANDBOX_ERROR: "could not run the sandbox",
+    Outcome.MODEL_ERROR: "could not get an answer from the model",
+    Outcome.FORGE_ERROR: "could not talk to the forge or push the branch",
+    Outcome.WORKER_LOST: "lost its worker too many times",
+    Outcome.CANCELLED: "was cancelled",
+}
+
+
+def finished_comment(report: Report) -> str:
+    lines = [
+        MARKER,
+        f"forgebot {_EXPLAIN[report.outcome]} (job {report.job_id}, attempt {report.attempt}, "
+        f"outcome `{report.outcome.value}`).",
+    ]
+    if report.pull_url:
+        lines.append(f"Pull request: {report.pull_url}")
+    if report.tests is not None or report.test_exit is not None:
+        lines.append(f"Tests: {_tests_line(report)}.")
+    blocked = [g for g in report.gate_lines if not g.endswith(": ok")]
+    if blocked and report.outcome in (Outcome.POLICY_BLOCKED, Outcome.SECRET_FOUND):
+        lines += ["", "Why:", *[f"- {g}" for g in blocked]]
+    if report.detail:
+        lines += ["", report.detail]
+    return "\n".join(lines) + "\n"

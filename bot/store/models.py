@@ -1,0 +1,91 @@
+"""SQLAlchemy models: deliveries, jobs, attempts and the append-only job_events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Delivery(Base):
+    """A webhook as it arrived, stored before the receiver answers."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("forge", "delivery_id", name="uq_delivery"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    forge: Mapped[str] = mapped_column(String(32))
+    delivery_id: Mapped[str] = mapped_column(String(128))
+    event: Mapped[str] = mapped_column(String(64), default="")
+    headers: Mapped[dict[str, str]] = mapped_column(JSON)
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # pending -> job | ignored | invalid
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Job(Base):
+    """The unit of work for one trigger (issue #12 labelled)."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trigger_key: Mapped[str] = mapped_column(String(255), unique=True)
+    forge: Mapped[str] = mapped_column(String(32))
+    repo: Mapped[str] = mapped_column(String(255))
+    default_branch: Mapped[str] = mapped_column(String(255), default="main")
+    issue_number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[str] = mapped_column(String(255), default="")
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), nullable=True)
+    # queued -> running -> done | failed ; cancelled
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    branch: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    pull_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Attempt(Base):
+    """One run of the pipeline for a job."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (UniqueConstraint("job_id", "number", name="uq_attempt"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str] = mapped_column(String(255), default="")
+    # running -> done | failed | abandoned
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class JobEvent(Base):
+    """An append-only row per stage change: the audit trail and the resume point."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("attempts.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

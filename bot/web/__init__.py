@@ -1,0 +1,28 @@
+"""The Flask app: webhooks, health, and the JSON API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from flask import Flask
+
+from bot.forges.base import Forge
+from bot.store import Store
+from bot.web import api, webhooks
+
+
+def create_app(
+    store: Store,
+    forges: Mapping[str, Forge],
+    *,
+    wake: Callable[[], None] = lambda: None,
+    ready: Callable[[], bool] = lambda: True,
+    max_body_bytes: int = 5 * 1024 * 1024,
+) -> Flask:
+    """Build the app. ``wake`` is called after a delivery is stored, so work starts at once."""
+    app = Flask("forgebot")
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    app.extensions["forgebot"] = {"store": store, "forges": forges, "wake": wake, "ready": ready}
+    app.register_blueprint(webhooks.blueprint)
+    app.register_blueprint(api.blueprint)
+    return app

@@ -1,0 +1,1 @@
+"""A tiny greeting service, used as the target repository of forgebot's demo."""

@@ -1,0 +1,95 @@
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_settings
+from bot.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "forgebot.yml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_file_or_environment():
+    s = load_settings(None, environ={})
+    assert s.llm.provider == "llama-cpp"
+    assert s.store_url.startswith("sqlite:///")
+    assert s.scheduler.concurrency == 2
+
+
+def test_file_then_environment_overrides(tmp_path):
+    path = write(tmp_path, "scheduler:\n  concurrency: 3\nweb:\n  port: 9000\n")
+    s = load_settings(path, environ={"FORGEBOT_WEB__PORT": "9100"})
+    assert s.scheduler.concurrency == 3
+    assert s.web.port == 9100
+    assert "FORGEBOT_WEB__PORT" in s.source
+
+
+def test_config_path_from_environment(tmp_path):
+    path = write(tmp_path, "trigger_label: bot-please\n")
+    s = load_settings(None, environ={"FORGEBOT_CONFIG": str(path)})
+    assert s.trigger_label == "bot-please"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("scheduler:\n  concurency: 3\n", "scheduler.concurency: unknown key"),
+        ("web:\n  port: lots\n", "web.port:"),
+        ("llm:\n  provider: gpt\n", "llm.provider:"),
+        ("- a\n- b\n", "top level must be a mapping"),
+        ("web: [\n", "not valid YAML"),
+        ("llm:\n  provider: replay\n", "llm.transcript is required"),
+    ],
+)
+def test_bad_file_names_the_key_and_the_file(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={})
+    assert expected in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file_is_an_error_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yml: configuration file not found"):
+        load_settings(tmp_path / "nope.yml", environ={})
+
+
+def test_bad_environment_value_names_the_variable():
+    with pytest.raises(ConfigError, match="FORGEBOT_SCHEDULER__CONCURRENCY: scheduler.concurrency"):
+        load_settings(None, environ={"FORGEBOT_SCHEDULER__CONCURRENCY": "many"})
+
+
+def test_unknown_environment_key_is_an_error():
+    with pytest.raises(ConfigError, match="FORGEBOT_WEB__PROT: web.prot: unknown key"):
+        load_settings(None, environ={"FORGEBOT_WEB__PROT": "1"})
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "examples").rglob("forgebot*.yml")))
+def test_every_example_configuration_loads(path):
+    load_settings(path, environ={})
+
+
+def _keys(model, prefix=""):
+    from pydantic import BaseModel
+
+    for name, field in model.model_fields.items():
+        if name == "source":
+            continue
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _keys(annotation, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}"
+
+
+def test_every_key_is_documented():
+    from bot.config import Settings
+
+    doc = (REPO / "docs" / "configuration.md").read_text()
+    missing = [k for k in _keys(Settings) if f"`{k}`" not in doc]
+    assert missing == []
