@@ -25,11 +25,11 @@ from waitress.server import create_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.config import load_settings  # noqa: E402
-from bot.forges import build_forges  # noqa: E402
-from bot.forges.verify import sign_sha256  # noqa: E402
-from bot.store import open_store  # noqa: E402
-from bot.web import create_app  # noqa: E402
+from bot.config import load_settings
+from bot.forges import build_forges
+from bot.forges.verify import sign_sha256
+from bot.store import open_store
+from bot.web import create_app
 
 SECRET = "bench-secret"
 
@@ -55,7 +55,9 @@ def deliveries(n: int) -> list[tuple[dict[str, str], bytes]]:
     return out
 
 
-def drive(url: str, work: list[tuple[dict[str, str], bytes]], clients: int) -> tuple[float, list[float]]:
+def drive(
+    url: str, work: list[tuple[dict[str, str], bytes]], clients: int
+) -> tuple[float, list[float]]:
     local = threading.local()
 
     def one(item: tuple[dict[str, str], bytes]) -> float:

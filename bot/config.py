@@ -77,7 +77,10 @@ class SandboxSettings(_Strict):
     cpus: float = Field(default=1.0, gt=0)
     pids: int = Field(default=256, ge=16)
     workspace_mb: int = Field(default=256, ge=16)
-    test_command: list[str] = ["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    # The sandbox reads the JUnit report from $FORGEBOT_JUNIT, so the command writes it there.
+    test_command: list[str] = [
+        "sh", "-c", 'exec python3 -m pytest -q -p no:cacheprovider --junitxml="$FORGEBOT_JUNIT"',
+    ]
 
 
 class GitSettings(_Strict):
@@ -106,7 +109,9 @@ class Settings(_Strict):
         if self.llm.provider == "replay" and self.llm.transcript is None:
             raise ValueError("llm.transcript is required when llm.provider is 'replay'")
         if self.llm.provider == "openai" and not (self.llm.base_url and self.llm.model):
-            raise ValueError("llm.base_url and llm.model are required when llm.provider is 'openai'")
+            raise ValueError(
+                "llm.base_url and llm.model are required when llm.provider is 'openai'"
+            )
         return self
 
     @property

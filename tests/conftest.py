@@ -45,7 +45,9 @@ def signed(event: str, payload: dict[str, Any], *, secret: str = SECRET,
     return headers, body
 
 
-def labeled_payload(number: int = 1, label: str = "forgebot", repo: str = "acme/hello") -> dict[str, Any]:
+def labeled_payload(
+    number: int = 1, label: str = "forgebot", repo: str = "acme/hello"
+) -> dict[str, Any]:
     return {
         "action": "labeled",
         "repository": {"full_name": repo, "default_branch": "main"},

@@ -10,7 +10,7 @@ class Outcome(StrEnum):
     TESTS_FAILED = "tests_failed"  # draft pull request opened, tests fail
     NO_CHANGES = "no_changes"  # the model changed nothing usable
     POLICY_BLOCKED = "policy_blocked"  # the policy gate stopped the change
-    SECRET_FOUND = "secret_found"  # the secret gate stopped the change
+    SECRET_FOUND = "secret_found"  # noqa: S105 - the secret gate stopped the change
     BUDGET_EXCEEDED = "budget_exceeded"  # iteration or time budget used up
     SANDBOX_ERROR = "sandbox_error"  # the sandbox could not run
     MODEL_ERROR = "model_error"  # the model could not be loaded or reached

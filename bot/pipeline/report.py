@@ -67,7 +67,7 @@ def pull_body(report: Report) -> str:
         f"Issue #{report.issue_number}: {report.issue_title}",
         "",
         "## What changed",
-        *[f"- `{f.path}` (+{f.added} −{f.removed})" for f in report.files],
+        *[f"- `{f.path}` (+{f.added} -{f.removed})" for f in report.files],
         "",
         "## Tests (run in a sandbox without network, on the trusted copy of the change)",
         f"- {_tests_line(report)}",

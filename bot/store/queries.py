@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import CursorResult, Engine, Update, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -69,6 +69,11 @@ def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {
         k: v for k, v in headers.items() if not any(w in k.lower() for w in _SECRET_HEADER_WORDS)
     }
+
+
+def _changed(session: Session, statement: Update) -> int:
+    """Rows an UPDATE touched: how a conditional update tells whether it won."""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
 def _view(job: Job) -> JobView:
@@ -234,12 +239,12 @@ class Store:
             ).all()
             for job_id in candidates:
                 # The state check in the UPDATE makes the claim atomic across processes.
-                taken = s.execute(
+                taken = _changed(s,
                     update(Job).where(Job.id == job_id, Job.state == "queued").values(
                         state="running", lease_owner=owner,
                         lease_expires_at=utcnow() + timedelta(seconds=lease_seconds),
                     )
-                ).rowcount
+                )
                 if taken != 1:
                     continue
                 number = (s.scalar(
@@ -258,21 +263,21 @@ class Store:
     def renew_lease(self, job_id: int, owner: str, lease_seconds: int) -> bool:
         """Extend our lease; False when the job is no longer ours."""
         with self._tx() as s:
-            return s.execute(
+            return _changed(s,
                 update(Job).where(Job.id == job_id, Job.lease_owner == owner,
                                   Job.state == "running")
                 .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
-            ).rowcount == 1
+            ) == 1
 
     def finish(self, claim: Claim, owner: str, outcome: str, *, failed: bool) -> bool:
         """Close the attempt and the job with a named outcome; False if the lease was lost."""
         state = "failed" if failed else "done"
         with self._tx() as s:
-            done = s.execute(
+            done = _changed(s,
                 update(Job).where(Job.id == claim.job.id, Job.lease_owner == owner,
                                   Job.state == "running")
                 .values(state=state, outcome=outcome, lease_owner=None, lease_expires_at=None)
-            ).rowcount == 1
+            ) == 1
             if not done:
                 return False
             s.execute(update(Attempt).where(Attempt.id == claim.attempt_id).values(

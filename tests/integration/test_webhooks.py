@@ -34,7 +34,8 @@ def test_good_delivery_is_stored_and_wakes_the_scheduler(client, store):
 
 @pytest.mark.parametrize("mutate", ["wrong", "missing", "other_secret", "tampered_body"])
 def test_bad_signature_is_401_and_nothing_is_stored(client, store, mutate):
-    headers, body = signed("issues", labeled_payload(), secret="other" if mutate == "other_secret" else "test-webhook-secret")
+    secret = "other" if mutate == "other_secret" else "test-webhook-secret"
+    headers, body = signed("issues", labeled_payload(), secret=secret)
     if mutate == "wrong":
         headers["X-Forgebot-Signature-256"] = "sha256=" + "0" * 64
     if mutate == "missing":
@@ -87,7 +88,8 @@ def test_same_delivery_twice_makes_one_job(client, store, settings):
 
 
 def test_event_that_starts_nothing_is_recorded_and_ignored(client, store, settings):
-    for payload in (labeled_payload(label="bug"), {"action": "opened", "repository": {"full_name": "a/b"}}):
+    opened = {"action": "opened", "repository": {"full_name": "a/b"}}
+    for payload in (labeled_payload(label="bug"), opened):
         headers, body = signed("issues", payload)
         assert post(client, headers, body).status_code == 202
     plan_pending(store, build_forges(settings), settings.trigger_label)

@@ -55,17 +55,18 @@ def test_bad_file_names_the_key_and_the_file(tmp_path, text, expected):
 
 
 def test_missing_file_is_an_error_naming_it(tmp_path):
-    with pytest.raises(ConfigError, match="nope.yml: configuration file not found"):
+    with pytest.raises(ConfigError, match=r"nope\.yml: configuration file not found"):
         load_settings(tmp_path / "nope.yml", environ={})
 
 
 def test_bad_environment_value_names_the_variable():
-    with pytest.raises(ConfigError, match="FORGEBOT_SCHEDULER__CONCURRENCY: scheduler.concurrency"):
+    expected = r"FORGEBOT_SCHEDULER__CONCURRENCY: scheduler\.concurrency"
+    with pytest.raises(ConfigError, match=expected):
         load_settings(None, environ={"FORGEBOT_SCHEDULER__CONCURRENCY": "many"})
 
 
 def test_unknown_environment_key_is_an_error():
-    with pytest.raises(ConfigError, match="FORGEBOT_WEB__PROT: web.prot: unknown key"):
+    with pytest.raises(ConfigError, match=r"FORGEBOT_WEB__PROT: web\.prot: unknown key"):
         load_settings(None, environ={"FORGEBOT_WEB__PROT": "1"})
 
 

@@ -1,0 +1,308 @@
+"""The ``forgebot`` command: serve, run, wait, jobs, doctor, db and the local forge."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from bot.config import Settings, load_settings
+from bot.errors import ForgebotError
+from bot.logs import setup_logging
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"forgebot: {message}", err=True)
+    sys.exit(2)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings: Settings = ctx.obj["settings"]
+    return settings
+
+
+@click.group()
+@click.option("--config", "-c", "config_path", type=click.Path(path_type=Path), default=None,
+              help="YAML configuration file (default: $FORGEBOT_CONFIG, else built-in defaults).")
+@click.option("--log-level", default="INFO", show_default=True)
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, log_level: str) -> None:
+    """forgebot: labelled issues become tested pull requests."""
+    setup_logging(log_level.upper())
+    try:
+        ctx.obj = {"settings": load_settings(config_path)}
+    except ForgebotError as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Run the receiver, the scheduler and the workers in one process (waitress)."""
+    import waitress
+
+    from bot.service import build_service
+
+    settings = _settings(ctx)
+    try:
+        service = build_service(settings)
+        service.start()
+    except ForgebotError as exc:
+        _fail(str(exc))
+
+    def stop(_signum: int, _frame: Any) -> None:
+        service.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    click.echo(f"forgebot: listening on http://{settings.web.host}:{settings.web.port}", err=True)
+    waitress.serve(service.app, host=settings.web.host, port=settings.web.port,
+                   threads=settings.web.threads, ident="forgebot")
+
+
+@main.command()
+@click.option("--timeout", default=1800.0, show_default=True, help="Seconds before giving up.")
+@click.pass_context
+def run(ctx: click.Context, timeout: float) -> None:
+    """Process stored deliveries and queued jobs until idle, then exit (no HTTP server)."""
+    from bot.service import build_service
+
+    try:
+        service = build_service(_settings(ctx))
+        service.start(schedule=False)
+    except ForgebotError as exc:
+        _fail(str(exc))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        service.dispatcher.tick()
+        service.dispatcher.wait_idle()
+        if service.store.is_idle():
+            service.stop()
+            return
+        time.sleep(0.2)
+    _fail(f"not idle after {timeout:.0f}s")
+
+
+@main.command()
+@click.option("--timeout", default=1800.0, show_default=True)
+@click.pass_context
+def wait(ctx: click.Context, timeout: float) -> None:
+    """Wait until no delivery is pending and no job is queued or running."""
+    from bot.store import open_store
+
+    store = open_store(_settings(ctx).store_url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if store.is_idle():
+            return
+        time.sleep(0.5)
+    _fail(f"still busy after {timeout:.0f}s")
+
+
+@main.command()
+@click.argument("job_id", required=False, type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def jobs(ctx: click.Context, job_id: int | None, as_json: bool) -> None:
+    """List jobs, or show one job with its events."""
+    from bot.store import open_store
+
+    store = open_store(_settings(ctx).store_url)
+    if job_id is None:
+        rows = [j.as_dict() for j in store.list_jobs()]
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+        for j in [] if as_json else rows:
+            click.echo(f"#{j['id']:<4} {j['state']:<8} {j['outcome'] or '-':<15} "
+                       f"{j['repo']}#{j['issue_number']} {j['title']}")
+        return
+    job = store.get_job(job_id)
+    if job is None:
+        _fail(f"no job {job_id}")
+    events = store.events(job_id)
+    if as_json:
+        click.echo(json.dumps({"job": job.as_dict(), "events": events}, indent=2))
+        return
+    click.echo(f"job {job.id}: {job.state}, outcome {job.outcome}, branch {job.branch}, "
+               f"pull {job.pull_number}")
+    for e in events:
+        click.echo(f"  {e['at']}  {e['kind']:<18} {json.dumps(e['data'])}")
+
+
+@main.group()
+def db() -> None:
+    """The store's schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply the migrations (``serve`` does this at start too)."""
+    from bot.store import open_store
+
+    open_store(_settings(ctx).store_url)
+    click.echo("store schema is up to date")
+
+
+@main.command()
+@click.pass_context
+def doctor(ctx: click.Context) -> None:
+    """Report the configuration and check Docker, git, the store, the model and the image."""
+    from bot.doctor import run_checks
+
+    ok = True
+    for check in run_checks(_settings(ctx)):
+        mark = "ok  " if check.ok else "FAIL"
+        click.echo(f"[{mark}] {check.name}: {check.detail}")
+        if not check.ok:
+            ok = False
+            click.echo(f"       fix: {check.hint}")
+    sys.exit(0 if ok else 1)
+
+
+# the local forge ------------------------------------------------------------------------
+
+
+@main.group()
+def local() -> None:
+    """The local forge: repositories, issues and pull requests in a folder."""
+
+
+_repo_option = click.option("--repo", "repo", default="demo/hello-service", show_default=True,
+                            help="owner/name on the local forge")
+
+
+def _send(settings: Settings, deliveries: list[Any]) -> None:
+    from bot.forges.local import admin
+
+    secret = settings.forges.local.secret
+    if not secret:
+        _fail("forges.local.secret is not set (FORGEBOT_FORGES__LOCAL__SECRET); "
+              "the receiver refuses unsigned webhooks")
+    for d in deliveries:
+        admin.deliver(settings.receiver_url, secret, d.event, d.payload)
+
+
+@local.command("init")
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_repo_option
+@click.option("--default-branch", default="main", show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing repository.")
+@click.pass_context
+def local_init(ctx: click.Context, source: Path, repo: str, default_branch: str,
+               force: bool) -> None:
+    """Create a repository on the local forge from the files of SOURCE."""
+    from bot.forges.local import admin
+
+    try:
+        path = admin.init_repo(_settings(ctx).local_root, repo, source, default_branch,
+                               force=force)
+    except ForgebotError as exc:
+        _fail(str(exc))
+    click.echo(f"created {repo} at {path}")
+
+
+@local.command("issue")
+@_repo_option
+@click.option("--title", required=True)
+@click.option("--body", default="")
+@click.option("--label", "labels", multiple=True)
+@click.option("--author", default="demo-user", show_default=True)
+@click.pass_context
+def local_issue(ctx: click.Context, repo: str, title: str, body: str, labels: tuple[str, ...],
+                author: str) -> None:
+    """File an issue and post its webhooks (opened, then one per label)."""
+    from bot.forges.local import admin
+
+    settings = _settings(ctx)
+    try:
+        number, deliveries = admin.create_issue(settings.local_root, repo, title, body,
+                                                labels=list(labels), author=author)
+        click.echo(f"issue #{number} filed on {repo}")
+        _send(settings, deliveries)
+    except ForgebotError as exc:
+        _fail(str(exc))
+
+
+@local.command("label")
+@_repo_option
+@click.argument("number", type=int)
+@click.argument("label")
+@click.option("--sender", default="demo-user", show_default=True)
+@click.pass_context
+def local_label(ctx: click.Context, repo: str, number: int, label: str, sender: str) -> None:
+    """Add LABEL to issue NUMBER and post the webhook."""
+    from bot.forges.local import admin
+
+    settings = _settings(ctx)
+    try:
+        _send(settings, admin.add_label(settings.local_root, repo, number, label, sender))
+    except ForgebotError as exc:
+        _fail(str(exc))
+
+
+@local.command("comment")
+@_repo_option
+@click.argument("number", type=int)
+@click.argument("body")
+@click.option("--author", default="demo-user", show_default=True)
+@click.pass_context
+def local_comment(ctx: click.Context, repo: str, number: int, body: str, author: str) -> None:
+    """Comment on issue or pull request NUMBER and post the webhook."""
+    from bot.forges.local import admin
+
+    settings = _settings(ctx)
+    try:
+        _send(settings, admin.add_comment(settings.local_root, repo, number, body, author))
+    except ForgebotError as exc:
+        _fail(str(exc))
+
+
+@local.command("pulls")
+@_repo_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def local_pulls(ctx: click.Context, repo: str, as_json: bool) -> None:
+    """List the pull requests of a repository."""
+    from bot.forges.local import admin
+
+    try:
+        pulls = admin.list_pulls(_settings(ctx).local_root, repo)
+    except ForgebotError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(pulls, indent=2, default=str))
+        return
+    if not pulls:
+        click.echo(f"{repo} has no pull requests")
+    for p in pulls:
+        draft = " [draft]" if p.get("draft") else ""
+        click.echo(f"#{p['number']} {p['state']}{draft} {p['head']} -> {p['base']}: {p['title']}")
+
+
+@local.command("show-pull")
+@_repo_option
+@click.argument("number", type=int)
+@click.pass_context
+def local_show_pull(ctx: click.Context, repo: str, number: int) -> None:
+    """Print a pull request: its header, body and diff."""
+    from bot.forges.local import admin
+
+    try:
+        meta, body, diff = admin.show_pull(_settings(ctx).local_root, repo, number)
+    except ForgebotError as exc:
+        _fail(str(exc))
+    draft = " (draft)" if meta.get("draft") else ""
+    click.echo(f"Pull request #{number}{draft}: {meta.get('title')}")
+    click.echo(f"{meta.get('head')} -> {meta.get('base')}, {meta.get('state')}\n")
+    click.echo(body.rstrip() + "\n")
+    click.echo(diff)
+
+
+if __name__ == "__main__":
+    main()

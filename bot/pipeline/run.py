@@ -1,0 +1,367 @@
+"""One attempt of one job: prepare → implement → verify → publish.
+
+Every stage change is a row in ``job_events``. Nothing that comes out of the sandbox is
+trusted: the agent's diff is re-applied to a clean worktree, the gates judge it there, the
+tests run again in a fresh sandbox, and only that copy is committed and pushed.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bot import gitops
+from bot.agent.loop import AgentResult, AgentSettings, AgentTask, run_agent
+from bot.agent.providers import make_provider
+from bot.config import Settings
+from bot.errors import (
+    ForgebotError,
+    ForgeError,
+    GitError,
+    ModelError,
+    SandboxError,
+)
+from bot.forges.base import Forge, Issue, NewPull
+from bot.pipeline.lease import Lease
+from bot.pipeline.outcomes import Outcome
+from bot.pipeline.report import (
+    FileChange,
+    Report,
+    finished_comment,
+    pull_body,
+    pull_title,
+    started_comment,
+)
+from bot.policy.changeset import ChangeSet, DiffError, parse_diff
+from bot.policy.evaluate import Violation, evaluate
+from bot.policy.model import Policy
+from bot.sandbox.base import Limits, Result
+from bot.sandbox.docker import OWNER_LABEL, DockerSandbox
+from bot.sandbox.tarball import tar_directory
+from bot.secret_scan import Finding, scan_changes
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Cancelled(ForgebotError):
+    """The lease was lost (or the job cancelled): stop without publishing."""
+
+
+@dataclass
+class Runtime:
+    """What every attempt needs, built once at start."""
+
+    settings: Settings
+    store: Store
+    forges: Mapping[str, Forge]
+    sandbox: DockerSandbox
+    policy: Policy
+    _repo_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def repo_lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._repo_locks.setdefault(key, threading.Lock())
+
+
+@dataclass
+class Recorder:
+    """Writes the attempt's events, and checks the lease between stages."""
+
+    store: Store
+    lease: Lease
+
+    @property
+    def job_id(self) -> int:
+        return self.lease.claim.job.id
+
+    def event(self, kind: str, **data: Any) -> None:
+        self.store.add_event(self.job_id, kind, data, attempt_id=self.lease.claim.attempt_id)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.lease.lost.is_set():
+            raise Cancelled(f"lease lost before {name}")
+        self.event("stage.started", stage=name)
+        try:
+            yield
+        except Exception as exc:
+            self.event("stage.failed", stage=name, error=type(exc).__name__)
+            raise
+        self.event("stage.finished", stage=name)
+
+
+@dataclass
+class Prepared:
+    forge: Forge
+    issue: Issue
+    branch: str
+    mirror: Path
+    agent_dir: Path
+    base_sha: str
+    attempt_root: Path
+
+
+@dataclass
+class Verified:
+    diff: str
+    changes: ChangeSet | None
+    violations: list[Violation]
+    findings: list[Finding]
+    tests: Result | None
+    trusted_dir: Path
+
+
+def run_job(rt: Runtime, lease: Lease) -> None:
+    """Run one attempt to a named outcome, report it on the forge and close the job."""
+    rec = Recorder(rt.store, lease)
+    job = lease.claim.job
+    report: Report
+    prepared: Prepared | None = None
+    try:
+        with rec.stage("prepare"):
+            prepared = _prepare(rt, rec)
+        with rec.stage("implement"):
+            agent = _implement(rt, rec, prepared)
+        with rec.stage("verify"):
+            verified = _verify(rt, rec, prepared, agent)
+        with rec.stage("publish"):
+            report = _publish(rt, rec, prepared, agent, verified)
+    except Cancelled:
+        log.info("attempt stopped: lease lost", extra={"job": job.id})
+        return
+    except ForgebotError as exc:
+        report = _failure_report(rec, exc)
+    finally:
+        if prepared is not None:
+            _cleanup(prepared)
+    _close(rt, rec, report)
+
+
+def _failure_report(rec: Recorder, exc: ForgebotError) -> Report:
+    if isinstance(exc, SandboxError):
+        outcome = Outcome.SANDBOX_ERROR
+    elif isinstance(exc, ModelError):
+        outcome = Outcome.MODEL_ERROR
+    elif isinstance(exc, ForgeError | GitError):
+        outcome = Outcome.FORGE_ERROR
+    else:
+        outcome = Outcome.SANDBOX_ERROR if "sandbox" in str(exc).lower() else Outcome.FORGE_ERROR
+    job = rec.lease.claim.job
+    rec.event("attempt.error", outcome=outcome.value, error=type(exc).__name__, message=str(exc))
+    return Report(job_id=job.id, attempt=rec.lease.claim.attempt_number,
+                  issue_number=job.issue_number, issue_title=job.title, outcome=outcome,
+                  detail=f"Error: {exc}")
+
+
+def _close(rt: Runtime, rec: Recorder, report: Report) -> None:
+    job = rec.lease.claim.job
+    try:
+        rt.forges[job.forge].comment(job.repo, job.issue_number, finished_comment(report))
+        rec.event("comment.finished", outcome=report.outcome.value)
+    except ForgeError as exc:
+        rec.event("comment.failed", error=str(exc))
+    rt.store.finish(rec.lease.claim, rec.lease.owner, report.outcome.value,
+                    failed=report.outcome.failed)
+    log.info("job finished", extra={"job": job.id, "outcome": report.outcome.value})
+
+
+# prepare ------------------------------------------------------------------------------
+
+
+def _prepare(rt: Runtime, rec: Recorder) -> Prepared:
+    job, claim = rec.lease.claim.job, rec.lease.claim
+    forge = rt.forges.get(job.forge)
+    if forge is None:
+        raise ForgeError(f"forge '{job.forge}' is not configured")
+    issue = forge.get_issue(job.repo, job.issue_number)
+    if not rt.store.has_event(job.id, "comment.started"):
+        forge.comment(job.repo, job.issue_number, started_comment(job.id, claim.attempt_number))
+        rec.event("comment.started")
+    branch = job.branch or gitops.branch_name(
+        rt.policy.publish.branch_prefix, job.issue_number, issue.title)
+    rt.store.update_job(job.id, branch=branch)
+    data = rt.settings.data_dir.resolve()
+    attempt_root = data / "work" / f"job-{job.id}" / f"attempt-{claim.attempt_number}"
+    if attempt_root.exists():
+        shutil.rmtree(attempt_root)
+    attempt_root.mkdir(parents=True)
+    key = f"{job.forge}/{job.repo}"
+    with rt.repo_lock(key):
+        mirror = gitops.ensure_mirror(data / "mirrors", key, forge.clone_url(job.repo),
+                                      forge.git_auth(job.repo))
+        base_sha = gitops.add_worktree(mirror, attempt_root / "agent", job.default_branch)
+    rec.event("prepared", branch=branch, base=base_sha)
+    return Prepared(forge, issue, branch, mirror, attempt_root / "agent", base_sha, attempt_root)
+
+
+def _cleanup(prepared: Prepared) -> None:
+    for sub in ("agent", "trusted"):
+        try:
+            gitops.remove_worktree(prepared.mirror, prepared.attempt_root / sub)
+        except GitError:
+            log.warning("could not remove a worktree", extra={"path": sub})
+    shutil.rmtree(prepared.attempt_root, ignore_errors=True)
+
+
+# implement ----------------------------------------------------------------------------
+
+
+def _limits(rt: Runtime) -> Limits:
+    s = rt.settings.sandbox
+    return Limits(memory_mb=s.memory_mb, cpus=s.cpus, pids=s.pids, workspace_mb=s.workspace_mb,
+                  timeout_s=rt.policy.limits.test_timeout_s)
+
+
+def _labels(rec: Recorder, phase: str) -> dict[str, str]:
+    return {"forgebot.job": str(rec.job_id), "forgebot.attempt": str(rec.lease.claim.attempt_id),
+            "forgebot.phase": phase, OWNER_LABEL: rec.lease.owner}
+
+
+def _provider(rt: Runtime) -> Any:
+    llm = rt.settings.llm
+    return make_provider(llm.provider, transcript=llm.transcript, model_path=llm.model_path,
+                         context_window=llm.context_window, base_url=llm.base_url,
+                         model=llm.model, api_key=llm.api_key)
+
+
+def _implement(rt: Runtime, rec: Recorder, prepared: Prepared) -> AgentResult:
+    settings = AgentSettings(
+        max_iterations=min(rt.settings.agent.max_iterations, rt.policy.limits.max_iterations),
+        test_cmd=list(rt.settings.sandbox.test_command),
+        test_timeout_s=rt.policy.limits.test_timeout_s,
+        max_tokens=rt.settings.llm.max_tokens, temperature=rt.settings.llm.temperature,
+        context_budget_chars=rt.settings.agent.context_budget_chars,
+    )
+    provider = _provider(rt)
+    session = rt.sandbox.start(rt.settings.sandbox.image, _limits(rt), _labels(rec, "agent"))
+    try:
+        result = run_agent(AgentTask(prepared.issue.title, prepared.issue.body),
+                           prepared.agent_dir, session, provider, settings,
+                           lambda kind, data: rec.event(kind, **data))
+    finally:
+        session.close()
+    rec.event("agent.finished", outcome=result.outcome, iterations=result.iterations,
+              files=list(result.changed_files))
+    return result
+
+
+# verify -------------------------------------------------------------------------------
+
+
+def _verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) -> Verified:
+    diff = gitops.diff(prepared.agent_dir, prepared.base_sha)
+    trusted = prepared.attempt_root / "trusted"
+    with rt.repo_lock(f"{rec.lease.claim.job.forge}/{rec.lease.claim.job.repo}"):
+        gitops.add_worktree(prepared.mirror, trusted, prepared.base_sha)
+    if not diff.strip():
+        rec.event("verify.empty")
+        return Verified("", None, [], [], None, trusted)
+    gitops.apply_patch(trusted, diff)
+    # Judge the copy on the trusted side, never what the sandbox says it did.
+    trusted_diff = gitops.diff(trusted, prepared.base_sha)
+    try:
+        changes = parse_diff(trusted_diff)
+    except DiffError as exc:  # git wrote it, so this is a bug or an attack: block, never guess
+        rec.event("gates.evaluated", violations=["diff.invalid"], findings=0)
+        return Verified(trusted_diff, None, [Violation("diff.invalid", None, None, str(exc))],
+                        [], None, trusted)
+    violations = evaluate(rt.policy, changes)
+    findings = scan_changes(changes) if rt.policy.checks.secret_scan else []
+    rec.event("gates.evaluated", violations=[v.rule for v in violations],
+              findings=len(findings))
+    tests = None
+    if not violations and not findings:
+        session = rt.sandbox.start(rt.settings.sandbox.image, _limits(rt), _labels(rec, "verify"))
+        try:
+            session.put(tar_directory(trusted))
+            tests = session.run(list(rt.settings.sandbox.test_command),
+                                rt.policy.limits.test_timeout_s)
+        finally:
+            session.close()
+        counts = tests.junit
+        rec.event("tests.ran", exit_code=tests.exit_code, timed_out=tests.timed_out,
+                  passed=counts.passed if counts else None,
+                  failed=counts.failed if counts else None)
+    return Verified(trusted_diff, changes, violations, findings, tests, trusted)
+
+
+# publish ------------------------------------------------------------------------------
+
+
+def _gate_lines(v: Verified) -> list[str]:
+    lines = [f"{x.rule}: {x.path}{f':{x.line}' if x.line else ''}: {x.message}"
+             for x in v.violations] or ["policy: ok"]
+    lines += [f"secret scan: {f.path}:{f.line}: {f.kind} (value not shown)"
+              for f in v.findings] or ["secret scan: ok"]
+    return lines
+
+
+def _publish(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult,
+             v: Verified) -> Report:
+    job = rec.lease.claim.job
+    base = Report(
+        job_id=job.id, attempt=rec.lease.claim.attempt_number, issue_number=job.issue_number,
+        issue_title=prepared.issue.title, outcome=Outcome.NO_CHANGES,
+        files=_file_changes(v.changes), iterations=agent.iterations, gate_lines=_gate_lines(v),
+        tests=v.tests.junit if v.tests else None,
+        test_exit=v.tests.exit_code if v.tests else None,
+    )
+    if v.findings:
+        return replace(base, outcome=Outcome.SECRET_FOUND)
+    if v.violations:
+        return replace(base, outcome=Outcome.POLICY_BLOCKED)
+    if not v.diff or v.tests is None:
+        notes = "; ".join(agent.notes[-3:])
+        return replace(base, detail=f"The model's replies gave no change that applies. {notes}")
+    passed = v.tests.exit_code == 0 and not v.tests.timed_out
+    if not passed and not rt.policy.publish.draft_when_failed:
+        return replace(base, outcome=Outcome.TESTS_FAILED,
+                        detail="The tests fail and the policy does not publish drafts.")
+    report = replace(base, outcome=Outcome.SUBMITTED if passed else Outcome.TESTS_FAILED)
+    sha = gitops.commit(v.trusted_dir, f"{pull_title(report)}\n\nforgebot job {job.id}",
+                        gitops.Identity(rt.settings.git.author_name, rt.settings.git.author_email))
+    _push(rt, rec, prepared, v.trusted_dir, sha)
+    pull = prepared.forge.find_pull(job.repo, prepared.branch)
+    if pull is None:
+        pull = prepared.forge.open_pull(job.repo, NewPull(
+            head=prepared.branch, base=job.default_branch, title=pull_title(report),
+            body=pull_body(report), draft=not passed))
+    else:
+        pull = prepared.forge.update_pull(job.repo, pull.number, body=pull_body(report),
+                                          draft=not passed)
+    rt.store.update_job(job.id, pull_number=pull.number)
+    prepared.forge.set_status(job.repo, sha, "success" if passed else "failure",
+                              f"forgebot job {job.id}: {report.outcome.value}")
+    rec.event("pull.published", number=pull.number, sha=sha, draft=not passed)
+    return replace(report, pull_url=pull.url)
+
+
+def _push(rt: Runtime, rec: Recorder, prepared: Prepared, worktree: Path, sha: str) -> None:
+    """Force-push only our own branch, and only if nobody else pushed to it since we did."""
+    job = rec.lease.claim.job
+    url, env = prepared.forge.clone_url(job.repo), prepared.forge.git_auth(job.repo)
+    remote = gitops.remote_branch_sha(url, prepared.branch, env)
+    ours = {e["data"].get("sha") for e in rt.store.events(job.id) if e["kind"] == "push.intent"}
+    if remote is not None and remote not in ours:
+        raise ForgeError(f"branch {prepared.branch} has commits the bot did not push; "
+                         "not overwriting them")
+    # Record the intent first: a crash after the push still lets the next attempt see that
+    # the remote commit is ours.
+    rec.event("push.intent", sha=sha, branch=prepared.branch)
+    gitops.push_branch(worktree, url, prepared.branch, env, remote,
+                       prefix=rt.policy.publish.branch_prefix)
+    rec.event("push.done", sha=sha)
+
+
+def _file_changes(changes: ChangeSet | None) -> list[FileChange]:
+    if changes is None:
+        return []
+    return [FileChange(f.path, len(f.added), f.removed_count) for f in changes.files]

@@ -1,0 +1,172 @@
+"""The dispatcher: plans deliveries, recovers lost jobs and claims queued ones with a lease.
+
+APScheduler calls ``tick`` on an interval and again at once whenever ``wake`` is called (a
+delivery was stored). Tests call ``tick(inline=True)`` by hand and run the claimed jobs in
+their own thread, so nothing waits on the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.config import Settings
+from bot.forges.base import Forge
+from bot.pipeline.lease import Lease
+from bot.pipeline.planner import plan_pending
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+RunJob = Callable[[Lease], None]
+
+
+def make_owner() -> str:
+    """A worker identity: host, pid and a token that differs for every process start."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def owner_is_dead(owner: str, me: str) -> bool:
+    """True when ``owner`` is a process on this host that no longer runs (or an earlier us)."""
+    try:
+        host, pid_text, token = owner.rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    my_host, my_pid, my_token = me.rsplit(":", 2)
+    if host != my_host:
+        return False  # another machine: only its lease expiry tells
+    if pid == int(my_pid):
+        return token != my_token
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Dispatcher:
+    """Claims and runs jobs within ``settings.scheduler.concurrency``."""
+
+    def __init__(
+        self, store: Store, forges: Mapping[str, Forge], settings: Settings, run_job: RunJob,
+        owner: str | None = None,
+    ) -> None:
+        self.store = store
+        self.forges = forges
+        self.settings = settings
+        self.run_job = run_job
+        self.owner = owner or make_owner()
+        self._limit = settings.scheduler.concurrency
+        self._pool = ThreadPoolExecutor(max_workers=self._limit, thread_name_prefix="job")
+        self._active: dict[int, tuple[Lease, Future[None]]] = {}
+        self._lock = threading.Lock()
+        self._tick_lock = threading.Lock()
+        self._again = threading.Event()
+        self._scheduler: BackgroundScheduler | None = None
+
+    # the loop ---------------------------------------------------------------------------
+
+    def tick(self) -> list[Lease]:
+        """One round: plan deliveries, requeue lost jobs, claim as many jobs as there is room for.
+
+        A wake-up that arrives during a tick makes the tick run again before returning, so a
+        delivery is never left waiting for the next interval.
+        """
+        if not self._tick_lock.acquire(blocking=False):
+            self._again.set()
+            return []
+        started: list[Lease] = []
+        try:
+            while True:
+                self._again.clear()
+                started += self._round()
+                if not self._again.is_set():
+                    return started
+        finally:
+            self._tick_lock.release()
+
+    def _round(self) -> list[Lease]:
+        plan_pending(self.store, self.forges, self.settings.trigger_label)
+        self.store.recover(lambda o: owner_is_dead(o, self.owner),
+                           self.settings.scheduler.max_attempts)
+        started = []
+        while self.free_slots() > 0:
+            claim = self.store.claim_next(self.owner, self.settings.scheduler.lease_seconds)
+            if claim is None:
+                break
+            lease = Lease(claim, self.owner)
+            log.info("job claimed", extra={"job": claim.job.id, "attempt": claim.attempt_id})
+            with self._lock:
+                self._active[claim.job.id] = (lease, self._pool.submit(self._run, lease))
+            started.append(lease)
+        return started
+
+    def _run(self, lease: Lease) -> None:
+        try:
+            self.run_job(lease)
+        except Exception:
+            # The pipeline records its own failures; this is the last line of defence so a
+            # bug never kills the worker thread silently. The lease expires and recovery
+            # requeues the job.
+            log.exception("job crashed", extra={"job": lease.claim.job.id})
+        finally:
+            with self._lock:
+                self._active.pop(lease.claim.job.id, None)
+            self.wake()
+
+    def free_slots(self) -> int:
+        with self._lock:
+            return self._limit - len(self._active)
+
+    def renew_leases(self) -> None:
+        """Extend the leases of running jobs; a job whose lease was lost is told to stop."""
+        with self._lock:
+            leases = [lease for lease, _ in self._active.values()]
+        for lease in leases:
+            if not self.store.renew_lease(lease.claim.job.id, self.owner,
+                                          self.settings.scheduler.lease_seconds):
+                lease.lost.set()
+
+    def wait_idle(self, timeout: float | None = None) -> None:
+        """Block until every job started so far has finished (for tests and ``run``)."""
+        with self._lock:
+            futures = [f for _, f in self._active.values()]
+        for future in futures:
+            future.result(timeout=timeout)
+
+    # APScheduler wiring -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Tick on an interval, renew leases, and accept wake-ups."""
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(self.tick, "interval", id="tick", coalesce=True, max_instances=1,
+                          seconds=self.settings.scheduler.tick_seconds,
+                          next_run_time=datetime.now().astimezone())
+        scheduler.add_job(self.renew_leases, "interval", id="leases", coalesce=True,
+                          max_instances=1,
+                          seconds=max(self.settings.scheduler.lease_seconds / 3, 1))
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def wake(self) -> None:
+        """Run a tick now (or right after the one in progress)."""
+        self._again.set()
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.modify_job("tick", next_run_time=datetime.now().astimezone())
+
+    def stop(self, wait: bool = True) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=wait)
+        self._pool.shutdown(wait=wait)

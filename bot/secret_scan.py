@@ -1,0 +1,346 @@
+"""The secret gate: find credentials in the lines a diff adds. Pure over values, no IO.
+
+Only added lines are judged: removing a secret is never a finding, and what the repository
+already holds is not this change's doing. The change judges itself, so nothing in it can
+vouch for itself: allow-list pragmas it adds (``pragma: allowlist secret``, ``# nosec``,
+``gitleaks:allow`` ...) are stripped before scanning, and detect-secrets' filters that honour
+them are never run.
+
+How a line is judged:
+
+1. detect-secrets' default plugins (every plugin but ``IPPublicDetector``: an address is not
+   a credential) are called directly with ``analyze_line``. ``SecretsCollection.scan_diff``
+   finds nothing here (its ``is_invalid_file`` filter drops paths that are not files in the
+   working directory) and ``scan_line`` runs in eager mode, which floods ordinary code with
+   findings.
+2. The entropy plugins keep detect-secrets' limits (base64 above 4.5 bits a character, hex
+   above 3.0). Their matches and the keyword plugin's pass detect-secrets' heuristic
+   filters: UUIDs, sequences like ``ABCDEF...``, ``${templated}`` values, values read from a
+   call or an index. Keyword values that are names or prose are dropped too: an environment
+   variable's name, a header or field name made of words that include key, pass, secret,
+   token or auth, an enum-style constant's value that spells the constant's own name, a
+   sentence of five words or more. Hex strings shorter than 16 characters are dropped
+   (short ids and abbreviated commit hashes). Vendor-pattern plugins (AWS, GitHub, private
+   keys...) are never filtered heuristically: their match is the evidence.
+3. Unquoted ``key: value`` / ``KEY=value`` values (YAML, ``.env``) are offered to the entropy
+   plugins as if quoted, since those plugins only look inside quotes.
+4. Base64-looking tokens (20 to 8192 characters) that decode to text are decoded, twice at
+   most, and the text is scanned too; such a finding's kind ends in ``(base64-encoded)``.
+5. Each run of consecutive added lines is also read as one string made of the string
+   literals of its lines (or the whole line when it has none), and the vendor-pattern
+   plugins run on it, so a key split over lines or literals is still found at the line
+   where it starts.
+
+Lock files (``package-lock.json``, ``go.sum`` ...) skip the entropy plugins: their integrity
+hashes are high-entropy by design. What is flagged on purpose though it may be harmless:
+quoted hex digests of 16 characters or more (a SHA-256 in a test looks exactly like a hex
+API key), URLs with a user and password, and ``password = "..."``-style literals. UUIDs,
+version strings and ordinary identifiers are not flagged.
+
+A :class:`Finding` holds the path, the line and the kind, never the value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from detect_secrets.filters import heuristic
+from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
+from detect_secrets.plugins.basic_auth import BasicAuthDetector
+from detect_secrets.plugins.high_entropy_strings import (
+    HexHighEntropyString,
+    HighEntropyStringsPlugin,
+)
+from detect_secrets.plugins.keyword import KeywordDetector
+from detect_secrets.settings import default_settings, get_plugins
+
+from bot.policy.changeset import ChangeSet, Line, parse_diff
+
+BASE64_LIMIT = 4.5  # detect-secrets' default: bits of entropy per character
+HEX_LIMIT = 3.0  # detect-secrets' default
+HEX_MIN_LENGTH = 16
+DISABLED_PLUGINS = ("IPPublicDetector",)
+ENCODED_SUFFIX = " (base64-encoded)"
+
+# Only fixed phrases: a pattern that swallowed what follows a pragma could swallow a secret.
+_PRAGMAS = re.compile(
+    r"pragma:\s*(?:allow|white)list(?:[ -]nextline)?[ -]secret"
+    r"|\bnosec\b"
+    r"|\bdetect-secrets\s*:\s*(?:ignore|disable|allow)\b"
+    r"|\bgitleaks\s*:\s*allow\b"
+    r"|\btrufflehog\s*:\s*ignore\b"
+    r"|\bnosemgrep\b",
+    re.IGNORECASE,
+)
+# Patterns detect-secrets 1.5 lacks: fine-grained GitHub tokens, private key headers it does
+# not list (ENCRYPTED, and any future "<ALGO> PRIVATE KEY"), Google API keys.
+_EXTRA_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("GitHub Token", re.compile(r"github_pat_[A-Za-z0-9_]{22,255}")),
+    ("Private Key", re.compile(r"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----")),
+    ("Google API Key", re.compile(r"AIza[0-9A-Za-z_-]{35}")),
+)
+_BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{20,8192}={0,2}")
+_MAX_TOKENS_PER_LINE = 16
+_DECODE_DEPTH = 2
+_UNQUOTED_VALUE = re.compile(r"[:=]\s*([A-Za-z0-9+/=_.-]{16,})\s*$")
+_STRING_LITERAL = re.compile(r"""(["'`])((?:\\.|(?!\1).)*)\1""")
+_ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+_SEPARATED_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z][A-Za-z0-9]*)+")
+_SECRET_WORD = re.compile(r"key|pass|pwd|secret|token|auth", re.IGNORECASE)
+_ASSIGNED_NAME = re.compile(r"""\s*["']?([A-Za-z_]\w*)["']?\s*:?=""")
+_LOCK_FILES = frozenset(
+    {
+        "bun.lock",
+        "flake.lock",
+        "go.sum",
+        "gradle.lockfile",
+        "npm-shrinkwrap.json",
+        "pdm.lock",
+        "pnpm-lock.yaml",
+        "uv.lock",
+    }
+)
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """A secret of some ``kind`` on an added ``line`` of ``path``. Never holds the value."""
+
+    path: str
+    line: int
+    kind: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line} {self.kind}"
+
+
+def scan_diff(diff_text: str) -> list[Finding]:
+    """Findings in the lines ``diff_text`` adds, by file in diff order, then line and kind.
+
+    Raises ``bot.policy.changeset.DiffError`` if the text is not a diff: a gate must not
+    pass what it cannot read.
+    """
+    return scan_changes(parse_diff(diff_text))
+
+
+def scan_changes(changes: ChangeSet) -> list[Finding]:
+    """Like :func:`scan_diff` for an already parsed change set (the policy gate's)."""
+    scanner = _default_scanner()
+    findings: list[Finding] = []
+    for change in changes.files:
+        findings.extend(scanner.scan_file(change.path, change.added))
+    return findings
+
+
+def describe(findings: Iterable[Finding]) -> str:
+    """One ``path:line kind`` per line, for a pull request body or a log; no values."""
+    return "\n".join(str(finding) for finding in findings)
+
+
+def strip_pragmas(text: str) -> str:
+    """``text`` without allow-list pragmas, so that a change cannot exempt its own lines."""
+    return _PRAGMAS.sub("", text)
+
+
+class _Scanner:
+    """The plugin instances, split by how their matches are trusted."""
+
+    def __init__(self, plugins: Sequence[BasePlugin]) -> None:
+        self.plugins = tuple(plugins)
+        self.entropy = tuple(p for p in plugins if isinstance(p, HighEntropyStringsPlugin))
+        # Joining lines glues unrelated text together; only patterns distinctive enough
+        # not to match across a seam run on it (a URL followed by "user:x@" is not one).
+        self.patterned = tuple(
+            p
+            for p in plugins
+            if isinstance(p, RegexBasedDetector) and not isinstance(p, BasicAuthDetector)
+        )
+
+    def scan_file(self, path: str, lines: Sequence[Line]) -> list[Finding]:
+        """Findings on the added ``lines`` of one file, sorted by line and kind."""
+        lock_file = _is_lock_file(path)
+        found: set[tuple[int, str]] = set()
+        for line in lines:
+            for text in _variants(line.text):
+                kinds = self._line_kinds(path, text, lock_file)
+                found.update((line.number, kind) for kind in kinds)
+                for decoded in _decoded_texts(text, _DECODE_DEPTH):
+                    for decoded_line in decoded.splitlines():
+                        kinds = self._line_kinds(path, decoded_line, lock_file)
+                        found.update((line.number, kind + ENCODED_SUFFIX) for kind in kinds)
+        for run in _runs(lines):
+            found.update(self._joined_kinds(run))
+        return [Finding(path, number, kind) for number, kind in sorted(found)]
+
+    def _line_kinds(self, path: str, text: str, lock_file: bool) -> set[str]:
+        kinds: set[str] = set()
+        for plugin in self.plugins:
+            if lock_file and isinstance(plugin, HighEntropyStringsPlugin):
+                continue
+            if any(
+                _accept(plugin, secret.secret_value, text)
+                for secret in plugin.analyze_line(filename=path, line=text, line_number=0)
+            ):
+                kinds.add(plugin.secret_type)
+        kinds.update(kind for kind, pattern in _EXTRA_PATTERNS if pattern.search(text))
+        if not lock_file:
+            kinds.update(self._unquoted_value_kinds(path, text))
+        return kinds
+
+    def _unquoted_value_kinds(self, path: str, text: str) -> set[str]:
+        match = _UNQUOTED_VALUE.search(text)
+        if match is None:
+            return set()
+        quoted = f'"{match.group(1)}"'  # the entropy plugins only look inside quotes
+        return {
+            plugin.secret_type
+            for plugin in self.entropy
+            for secret in plugin.analyze_line(filename=path, line=quoted, line_number=0)
+            if _accept(plugin, secret.secret_value, text)
+        }
+
+    def _joined_kinds(self, run: Sequence[Line]) -> Iterator[tuple[int, str]]:
+        joined, starts = _join_run(run)
+        for plugin in self.patterned:
+            for value in plugin.analyze_string(joined):
+                offset = joined.find(value) if value else -1
+                if offset >= 0:
+                    yield run[bisect.bisect_right(starts, offset) - 1].number, plugin.secret_type
+        for kind, pattern in _EXTRA_PATTERNS:
+            for match in pattern.finditer(joined):
+                yield run[bisect.bisect_right(starts, match.start()) - 1].number, kind
+
+
+def _variants(text: str) -> tuple[str, ...]:
+    """The line without its pragmas, and as written if that differs: stripping must never
+    be what hides a secret, so both are scanned when a pragma was there."""
+    stripped = strip_pragmas(text)
+    return (stripped,) if stripped == text else (stripped, text)
+
+
+def _accept(plugin: BasePlugin, value: Any, line: str) -> bool:
+    """Whether a plugin's match survives the heuristics that apply to that plugin."""
+    if not isinstance(value, str) or not value:
+        return False
+    if heuristic.is_templated_secret(value) or heuristic.is_prefixed_with_dollar_sign(value):
+        return False
+    if isinstance(plugin, RegexBasedDetector):
+        return True
+    if isinstance(plugin, HexHighEntropyString) and len(value) < HEX_MIN_LENGTH:
+        return False
+    if isinstance(plugin, KeywordDetector) and _names_something(value, line):
+        return False
+    return not (
+        heuristic.is_sequential_string(value)
+        or heuristic.is_potential_uuid(value)
+        or heuristic.is_likely_id_string(value, line, plugin)
+        or heuristic.is_indirect_reference(line)
+        or heuristic.is_not_alphanumeric_string(value)
+    )
+
+
+def _names_something(value: str, line: str) -> bool:
+    """Whether a keyword match is a name or prose rather than a password: an environment
+    variable's name, a separated name of the concept itself (a header or field name), an
+    enum-style constant whose value spells its own name, a message."""
+    if _ENV_NAME.fullmatch(value) or len(value.split()) >= 5:
+        return True
+    if _SEPARATED_NAME.fullmatch(value) and _SECRET_WORD.search(value):
+        return True  # names the concept: "X-Api-Key", "user_password_hash"
+    assigned = _ASSIGNED_NAME.match(line)
+    return assigned is not None and assigned.group(1).lower() == value.lower()
+
+
+def _decoded_texts(text: str, depth: int) -> Iterator[str]:
+    """Texts that base64-looking tokens of ``text`` decode to, recursively to ``depth``."""
+    if depth <= 0:
+        return
+    for count, match in enumerate(_BASE64_TOKEN.finditer(text)):
+        if count >= _MAX_TOKENS_PER_LINE:
+            return
+        decoded = _decode_base64_text(match.group(0))
+        if decoded is not None:
+            yield decoded
+            yield from _decoded_texts(decoded, depth - 1)
+
+
+def _decode_base64_text(token: str) -> str | None:
+    """The text ``token`` decodes to, or ``None`` if it is not base64 of mostly printable text.
+
+    Identifiers and paths rarely decode to valid UTF-8 at all, so this is cheap to try on
+    every token.
+    """
+    urlsafe = "-" in token or "_" in token
+    if urlsafe and ("+" in token or "/" in token):
+        return None  # mixes both alphabets: not base64
+    altchars = b"-_" if urlsafe else b"+/"
+    body = token.rstrip("=")
+    padded = body + "=" * (-len(body) % 4)
+    try:
+        raw = base64.b64decode(padded, altchars=altchars, validate=True)
+        text = raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    printable = sum(char.isprintable() or char in "\n\r\t" for char in text)
+    if not text or "\x00" in text or printable < 0.95 * len(text):
+        return None
+    return text
+
+
+def _runs(lines: Sequence[Line]) -> Iterator[Sequence[Line]]:
+    """Runs of consecutive line numbers: the lines that sit together in the new file."""
+    if not lines:
+        return
+    start = 0
+    for index in range(1, len(lines) + 1):
+        if index == len(lines) or lines[index].number != lines[index - 1].number + 1:
+            # A single line is a run too: '"ghp_" + "..."' joins within one line.
+            yield lines[start:index]
+            start = index
+
+
+def _join_run(run: Sequence[Line]) -> tuple[str, list[int]]:
+    """The run as one string of its lines' literal contents, and where each line starts."""
+    parts: list[str] = []
+    starts: list[int] = []
+    offset = 0
+    for line in run:
+        text = strip_pragmas(line.text)
+        literals = [match.group(2) for match in _STRING_LITERAL.finditer(text)]
+        fragment = "".join(literals) if literals else text.strip()
+        starts.append(offset)
+        parts.append(fragment)
+        offset += len(fragment)
+    return "".join(parts), starts
+
+
+def _is_lock_file(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name in _LOCK_FILES or name.endswith(".lock") or heuristic.is_lock_file(path)
+
+
+_BUILD_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _default_scanner() -> _Scanner:
+    """Build the plugin set once. detect-secrets keeps its settings in a process global that
+    ``transient_settings`` swaps in and out, so building is serialised; the plugin objects
+    outlive the context and are only read afterwards."""
+    with _BUILD_LOCK, default_settings() as settings:
+        settings.configure_plugins(
+            [
+                {"name": "Base64HighEntropyString", "limit": BASE64_LIMIT},
+                {"name": "HexHighEntropyString", "limit": HEX_LIMIT},
+            ]
+        )
+        settings.disable_plugins(*DISABLED_PLUGINS)
+        return _Scanner(list(get_plugins()))

@@ -1,0 +1,83 @@
+"""Assembly: settings in, a running receiver + dispatcher + pipeline out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from flask import Flask
+
+from bot.config import Settings
+from bot.errors import SandboxError
+from bot.forges import build_forges
+from bot.forges.base import Forge
+from bot.pipeline.lease import Lease
+from bot.pipeline.run import Runtime, run_job
+from bot.policy.load import load_policy
+from bot.sandbox.docker import OWNER_LABEL, DockerSandbox, reap_orphans, sandbox_owners
+from bot.scheduler import Dispatcher, owner_is_dead
+from bot.store import Store, open_store
+from bot.web import create_app
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    settings: Settings
+    store: Store
+    forges: dict[str, Forge]
+    runtime: Runtime
+    dispatcher: Dispatcher
+    app: Flask
+    _ready: threading.Event
+
+    def start(self, *, schedule: bool = True) -> None:
+        """Remove orphaned sandboxes, requeue jobs of dead workers, start ticking."""
+        try:
+            self.reap()
+        except SandboxError:  # the engine may be down; doctor says so, jobs will fail loudly
+            log.warning("could not reap orphaned sandboxes", exc_info=True)
+        requeued = self.store.recover(self.owner_dead, self.settings.scheduler.max_attempts)
+        if requeued:
+            log.info("jobs of a dead worker requeued", extra={"jobs": requeued})
+        if schedule:
+            self.dispatcher.start()
+        self._ready.set()
+
+    def owner_dead(self, owner: str) -> bool:
+        return owner_is_dead(owner, self.dispatcher.owner)
+
+    def reap(self) -> int:
+        """Remove sandboxes of dead workers on this host, and any older than the longest job
+        (another worker's live sessions are younger than that)."""
+        client = self.runtime.sandbox.client
+        removed = reap_orphans(client, self.runtime.policy.limits.job_timeout_s + 60)
+        for owner in sandbox_owners(client):
+            if self.owner_dead(owner):
+                removed += reap_orphans(client, 0, labels={OWNER_LABEL: owner})
+        if removed:
+            log.info("removed orphaned sandboxes", extra={"count": removed})
+        return removed
+
+    def stop(self) -> None:
+        self.dispatcher.stop(wait=True)
+
+
+def build_service(settings: Settings) -> Service:
+    """Open the store (migrating it), build forges, sandbox, policy and the app."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.store_url)
+    forges = build_forges(settings)
+    runtime = Runtime(settings=settings, store=store, forges=forges, sandbox=DockerSandbox(),
+                      policy=load_policy(settings.policy_path))
+
+    def run(lease: Lease) -> None:
+        run_job(runtime, lease)
+
+    dispatcher = Dispatcher(store, forges, settings, run)
+    ready = threading.Event()
+    app = create_app(store, forges, wake=dispatcher.wake, ready=ready.is_set,
+                     max_body_bytes=settings.web.max_body_bytes)
+    return Service(settings, store, forges, runtime, dispatcher, app, ready)

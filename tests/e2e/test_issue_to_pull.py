@@ -1,0 +1,102 @@
+"""Local forge → signed webhook → receiver → scheduler → Docker sandbox → replay model → pull
+request, through the real service and a real waitress server."""
+
+from __future__ import annotations
+
+import random
+import string
+from pathlib import Path
+
+import pytest
+
+from bot import gitops
+from bot.forges.local import admin
+from tests.e2e.conftest import REPO_NAME
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def test_labelled_issue_becomes_a_tested_pull_request(live_factory, transcripts):
+    live = live_factory(transcripts / "add_farewell.yaml")
+    live.file_issue("Add a farewell", "Add `farewell(name)` next to `greet`, with tests.")
+    live.run_until_idle()
+
+    [job] = live.service.store.list_jobs()
+    assert (job.state, job.outcome) == ("done", "submitted")
+    [pull] = live.pulls()
+    assert pull["draft"] is False
+    assert pull["head"] == "forgebot/1-add-a-farewell"
+    _, body, diff = admin.show_pull(live.settings.local_root, REPO_NAME, pull["number"])
+    assert "+def farewell(name: str) -> str:" in diff
+    assert "tests/test_farewell.py" in diff
+    # 4 tests of the example plus the 2 the model added, run inside the container.
+    assert "6 passed, 0 failed" in body
+    assert "Closes #1." in body and "policy: ok" in body and "secret scan: ok" in body
+    started, finished = live.comments(1)
+    assert f"job {job.id}" in started
+    assert "outcome `submitted`" in finished and "6 passed" in finished
+    events = live.service.store.events(job.id)
+    finished_stages = [e["data"]["stage"] for e in events if e["kind"] == "stage.finished"]
+    assert finished_stages == ["prepare", "implement", "verify", "publish"]
+    assert events[-1]["kind"] == "job.finished"
+    # The same delivery again (a redelivery) makes no second job and no second pull request.
+    live.cli("local", "label", "--repo", REPO_NAME, "1", "forgebot")
+    live.run_until_idle()
+    assert len(live.service.store.list_jobs()) == 1
+    assert len(live.pulls()) == 1
+
+
+def test_failing_tests_make_a_draft_that_says_so(live_factory, transcripts):
+    live = live_factory(transcripts / "failing_tests.yaml")
+    live.file_issue("Make greetings loud")
+    live.run_until_idle()
+    [job] = live.service.store.list_jobs()
+    assert job.outcome == "tests_failed"
+    [pull] = live.pulls()
+    assert pull["draft"] is True
+    _, body, _ = admin.show_pull(live.settings.local_root, REPO_NAME, pull["number"])
+    assert "4 passed, 1 failed" in body and "Draft" in body
+    assert "tests fail" in live.comments(1)[-1]
+
+
+def _fake_aws_key() -> tuple[str, str]:
+    rng = random.Random(7)
+    key_id = "AKIA" + "".join(rng.choice(string.ascii_uppercase + "234567") for _ in range(16))
+    secret = "".join(rng.choice(string.ascii_letters + string.digits + "+/") for _ in range(40))
+    return key_id, secret
+
+
+def test_a_planted_secret_is_never_pushed_or_repeated(live_factory, tmp_path: Path):
+    key_id, secret = _fake_aws_key()
+    transcript = tmp_path / "secret.yaml"
+    transcript.write_text(
+        "- |\n"
+        "  hello_service/settings.py\n"
+        "  <<<<<<< NEW\n"
+        f"  AWS_ACCESS_KEY_ID = \"{key_id}\"  # pragma: allowlist secret\n"
+        f"  AWS_SECRET_ACCESS_KEY = \"{secret}\"\n"
+        "  >>>>>>> NEW\n"
+    )
+    live = live_factory(transcript)
+    live.file_issue("Configure the AWS client")
+    live.run_until_idle()
+    [job] = live.service.store.list_jobs()
+    assert job.outcome == "secret_found"
+    assert live.pulls() == []
+    bare = live.settings.local_root / f"{REPO_NAME}.git"
+    assert gitops.remote_branch_sha(str(bare), "forgebot/1-configure-the-aws-client", {}) is None
+    comment = live.comments(1)[-1]
+    assert "hello_service/settings.py" in comment and "secret" in comment
+    for text in [*live.comments(1), str(live.service.store.events(job.id))]:
+        assert key_id not in text and secret not in text
+
+
+def test_an_edit_to_a_denied_path_is_blocked_and_named(live_factory, transcripts):
+    live = live_factory(transcripts / "denied_path.yaml")
+    live.file_issue("Speed up CI")
+    live.run_until_idle()
+    [job] = live.service.store.list_jobs()
+    assert job.outcome == "policy_blocked"
+    assert live.pulls() == []
+    comment = live.comments(1)[-1]
+    assert "paths.deny" in comment and ".github/workflows/ci.yml" in comment
