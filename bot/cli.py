@@ -285,6 +285,26 @@ def local_pulls(ctx: click.Context, repo: str, as_json: bool) -> None:
         click.echo(f"#{p['number']} {p['state']}{draft} {p['head']} -> {p['base']}: {p['title']}")
 
 
+@local.command("show-issue")
+@_repo_option
+@click.argument("number", type=int)
+@click.pass_context
+def local_show_issue(ctx: click.Context, repo: str, number: int) -> None:
+    """Print an issue (or pull request) and its comments."""
+    from bot.forges.local import admin
+
+    try:
+        meta, body, comments = admin.show_issue(_settings(ctx).local_root, repo, number)
+    except ForgebotError as exc:
+        _fail(str(exc))
+    labels = ", ".join(meta.get("labels") or [])
+    click.echo(f"#{number} {meta.get('title')}  [{labels}]  by {meta.get('author')}\n")
+    click.echo(body.rstrip() + "\n")
+    for front, text in comments:
+        click.echo(f"--- comment by {front.get('author')} at {front.get('created')}")
+        click.echo(text.rstrip() + "\n")
+
+
 @local.command("show-pull")
 @_repo_option
 @click.argument("number", type=int)

@@ -31,5 +31,5 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("apscheduler", "urllib3", "docker", "waitress"):
+    for noisy in ("alembic", "apscheduler", "urllib3", "docker", "waitress"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

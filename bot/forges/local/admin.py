@@ -194,6 +194,20 @@ def list_pulls(root: Path, full_name: str) -> list[dict[str, Any]]:
     return [doc.front for doc in list_documents(layout, PULLS)]
 
 
+def show_issue(
+    root: Path, full_name: str, number: int
+) -> tuple[dict[str, Any], str, list[tuple[dict[str, Any], str]]]:
+    """Issue or pull request ``number``: its front matter, body and comments (oldest first)."""
+    layout = RepoLayout.of(root, full_name).require()
+    _, path = require_item(layout, number)
+    doc = read_document(path)
+    folder = layout.meta_dir / "comments"
+    paths = [p for p in folder.glob(f"{number}-*.md") if p.stem.partition("-")[2].isdigit()]
+    paths.sort(key=lambda p: int(p.stem.partition("-")[2]))
+    comments = [(c.front, c.body) for c in map(read_document, paths)]
+    return doc.front, doc.body, comments
+
+
 def show_pull(root: Path, full_name: str, number: int) -> tuple[dict[str, Any], str, str]:
     """Pull request ``number``: its front matter, its body and ``git diff base...head``."""
     layout = RepoLayout.of(root, full_name).require()
