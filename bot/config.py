@@ -92,7 +92,6 @@ class GitSettings(_Strict):
 class Settings(_Strict):
     data_dir: Path = Path("var")
     bot_user: str = "forgebot"
-    trigger_label: str = "forgebot"
     policy_file: Path | None = None  # empty: the shipped policies/default.yml
     store: StoreSettings = StoreSettings()
     web: WebSettings = WebSettings()

@@ -12,7 +12,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
@@ -61,9 +61,10 @@ class Dispatcher:
 
     def __init__(
         self, store: Store, forges: Mapping[str, Forge], settings: Settings, run_job: RunJob,
-        owner: str | None = None,
+        *, trigger_labels: Collection[str], owner: str | None = None,
     ) -> None:
         self.store = store
+        self.trigger_labels = tuple(trigger_labels)  # from the bot-wide policy
         self.forges = forges
         self.settings = settings
         self.run_job = run_job
@@ -98,7 +99,7 @@ class Dispatcher:
             self._tick_lock.release()
 
     def _round(self) -> list[Lease]:
-        plan_pending(self.store, self.forges, self.settings.trigger_label)
+        plan_pending(self.store, self.forges, self.trigger_labels)
         self.store.recover(lambda o: owner_is_dead(o, self.owner),
                            self.settings.scheduler.max_attempts)
         started = []

@@ -76,7 +76,8 @@ def build_service(settings: Settings) -> Service:
     def run(lease: Lease) -> None:
         run_job(runtime, lease)
 
-    dispatcher = Dispatcher(store, forges, settings, run)
+    dispatcher = Dispatcher(store, forges, settings, run,
+                            trigger_labels=runtime.policy.trigger.labels)
     ready = threading.Event()
     app = create_app(store, forges, wake=dispatcher.wake, ready=ready.is_set,
                      max_body_bytes=settings.web.max_body_bytes)

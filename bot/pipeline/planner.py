@@ -7,7 +7,7 @@ delivery finds the job its trigger already made and makes no second one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from bot.errors import ForgeError
@@ -29,15 +29,15 @@ def trigger_key(event: IssueLabeled) -> str:
     return f"{event.repo.forge}:{event.repo.full_name}:issue:{event.number}"
 
 
-def plan_event(store: Store, event: Event | None, trigger_label: str,
+def plan_event(store: Store, event: Event | None, trigger_labels: Collection[str],
                delivery_row: int | None) -> PlanResult:
-    """Decide what an event starts. Only an issue gaining the trigger label makes a job."""
+    """Decide what an event starts. Only an issue gaining a trigger label makes a job."""
     if event is None:
         return PlanResult("ignored", "event starts nothing")
     if not isinstance(event, IssueLabeled):
         return PlanResult("ignored", f"{type(event).__name__} starts nothing yet")
-    if event.label != trigger_label:
-        return PlanResult("ignored", f"label '{event.label}' is not the trigger label")
+    if event.label not in trigger_labels:
+        return PlanResult("ignored", f"label '{event.label}' is not a trigger label")
     job = store.create_job(
         trigger_key=trigger_key(event), forge=event.repo.forge, repo=event.repo.full_name,
         default_branch=event.repo.default_branch, issue_number=event.number, title=event.title,
@@ -48,11 +48,11 @@ def plan_event(store: Store, event: Event | None, trigger_label: str,
     return PlanResult("job", f"job {job.id} queued", job.id)
 
 
-def plan_pending(store: Store, forges: Mapping[str, Forge], trigger_label: str) -> int:
+def plan_pending(store: Store, forges: Mapping[str, Forge], trigger_labels: Collection[str]) -> int:
     """Plan every pending delivery; returns how many jobs were made."""
     made = 0
     for delivery in store.pending_deliveries():
-        result = _plan_one(store, forges, trigger_label, delivery)
+        result = _plan_one(store, forges, trigger_labels, delivery)
         store.mark_delivery(delivery.id, result.status, result.note)
         log.info("delivery planned", extra={"delivery": delivery.delivery_id,
                                             "result": result.status, "job": result.job_id})
@@ -60,7 +60,7 @@ def plan_pending(store: Store, forges: Mapping[str, Forge], trigger_label: str) 
     return made
 
 
-def _plan_one(store: Store, forges: Mapping[str, Forge], trigger_label: str,
+def _plan_one(store: Store, forges: Mapping[str, Forge], trigger_labels: Collection[str],
               delivery: DeliveryView) -> PlanResult:
     forge = forges.get(delivery.forge)
     if forge is None:
@@ -69,4 +69,4 @@ def _plan_one(store: Store, forges: Mapping[str, Forge], trigger_label: str,
         event = forge.parse(delivery.headers, delivery.body)
     except ForgeError as exc:
         return PlanResult("invalid", str(exc))
-    return plan_event(store, event, trigger_label, delivery.id)
+    return plan_event(store, event, trigger_labels, delivery.id)

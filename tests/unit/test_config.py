@@ -30,9 +30,9 @@ def test_file_then_environment_overrides(tmp_path):
 
 
 def test_config_path_from_environment(tmp_path):
-    path = write(tmp_path, "trigger_label: bot-please\n")
+    path = write(tmp_path, "bot_user: bot-please\n")
     s = load_settings(None, environ={"FORGEBOT_CONFIG": str(path)})
-    assert s.trigger_label == "bot-please"
+    assert s.bot_user == "bot-please"
 
 
 @pytest.mark.parametrize(
