@@ -22,6 +22,12 @@ class Check:
 def run_checks(settings: Settings) -> Iterator[Check]:
     """Every check, in the order an operator would fix them."""
     yield Check("configuration", True, settings.source)
+    s = settings
+    yield Check("configured", True,
+                f"data {s.data_dir}, llm {s.llm.provider}, sandbox {s.sandbox.backend} "
+                f"({s.sandbox.image}, {s.sandbox.memory_mb} MB, {s.sandbox.cpus} CPU, "
+                f"{s.sandbox.pids} pids), {s.scheduler.concurrency} concurrent job(s), "
+                f"listening on {s.web.host}:{s.web.port}")
     checks: list[Callable[[Settings], Check]] = [
         _git, _docker, _runner_image, _store, _model, _policy, _local_forge,
     ]
