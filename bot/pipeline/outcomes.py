@@ -16,6 +16,7 @@ class Outcome(StrEnum):
     MODEL_ERROR = "model_error"  # the model could not be loaded or reached
     FORGE_ERROR = "forge_error"  # the forge or git refused
     WORKER_LOST = "worker_lost"  # the worker died too many times
+    INTERNAL_ERROR = "internal_error"  # a bug in forgebot; the log has the traceback
     CANCELLED = "cancelled"
 
     @property

@@ -105,6 +105,7 @@ _EXPLAIN = {
     Outcome.MODEL_ERROR: "could not get an answer from the model",
     Outcome.FORGE_ERROR: "could not talk to the forge or push the branch",
     Outcome.WORKER_LOST: "lost its worker too many times",
+    Outcome.INTERNAL_ERROR: "hit an internal error (the operator's log has the details)",
     Outcome.CANCELLED: "was cancelled",
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -54,6 +55,19 @@ class Cancelled(ForgebotError):
     """The lease was lost (or the job cancelled): stop without publishing."""
 
 
+class BudgetExceeded(ForgebotError):
+    """The attempt ran past the policy's ``limits.job_timeout_s``."""
+
+
+_OUTCOME_OF_ERROR: tuple[tuple[type[ForgebotError], Outcome], ...] = (
+    (BudgetExceeded, Outcome.BUDGET_EXCEEDED),
+    (SandboxError, Outcome.SANDBOX_ERROR),
+    (ModelError, Outcome.MODEL_ERROR),
+    (ForgeError, Outcome.FORGE_ERROR),
+    (GitError, Outcome.FORGE_ERROR),
+)
+
+
 @dataclass
 class Runtime:
     """What every attempt needs, built once at start."""
@@ -73,10 +87,11 @@ class Runtime:
 
 @dataclass
 class Recorder:
-    """Writes the attempt's events, and checks the lease between stages."""
+    """Writes the attempt's events, and checks the lease and the deadline at every one."""
 
     store: Store
     lease: Lease
+    deadline: float  # time.monotonic() after which the attempt stops
 
     @property
     def job_id(self) -> int:
@@ -85,10 +100,21 @@ class Recorder:
     def event(self, kind: str, **data: Any) -> None:
         self.store.add_event(self.job_id, kind, data, attempt_id=self.lease.claim.attempt_id)
 
+    def check(self) -> None:
+        """Stop the attempt when its lease is gone or its time is up."""
+        if self.lease.lost.is_set():
+            raise Cancelled("the job's lease was lost")
+        if time.monotonic() > self.deadline:
+            raise BudgetExceeded("the attempt ran past limits.job_timeout_s")
+
+    def agent_event(self, kind: str, data: dict[str, object]) -> None:
+        """The agent loop reports every iteration here, so a long loop stops in time too."""
+        self.event(kind, **data)
+        self.check()
+
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        if self.lease.lost.is_set():
-            raise Cancelled(f"lease lost before {name}")
+        self.check()
         self.event("stage.started", stage=name)
         try:
             yield
@@ -121,7 +147,7 @@ class Verified:
 
 def run_job(rt: Runtime, lease: Lease) -> None:
     """Run one attempt to a named outcome, report it on the forge and close the job."""
-    rec = Recorder(rt.store, lease)
+    rec = Recorder(rt.store, lease, time.monotonic() + rt.policy.limits.job_timeout_s)
     job = lease.claim.job
     report: Report
     prepared: Prepared | None = None
@@ -139,26 +165,26 @@ def run_job(rt: Runtime, lease: Lease) -> None:
         return
     except ForgebotError as exc:
         report = _failure_report(rec, exc)
+    except Exception as exc:  # a bug: say so on the issue rather than retry it forever
+        log.exception("attempt failed unexpectedly", extra={"job": job.id})
+        report = _failure_report(rec, exc)
     finally:
         if prepared is not None:
             _cleanup(prepared)
     _close(rt, rec, report)
 
 
-def _failure_report(rec: Recorder, exc: ForgebotError) -> Report:
-    if isinstance(exc, SandboxError):
-        outcome = Outcome.SANDBOX_ERROR
-    elif isinstance(exc, ModelError):
-        outcome = Outcome.MODEL_ERROR
-    elif isinstance(exc, ForgeError | GitError):
-        outcome = Outcome.FORGE_ERROR
-    else:
-        outcome = Outcome.SANDBOX_ERROR if "sandbox" in str(exc).lower() else Outcome.FORGE_ERROR
+def _failure_report(rec: Recorder, exc: Exception) -> Report:
+    outcome = next((o for kind, o in _OUTCOME_OF_ERROR if isinstance(exc, kind)),
+                   Outcome.INTERNAL_ERROR)
+    # Our own errors carry messages written for operators (and scrubbed of tokens); anything
+    # else is a bug whose text may hold anything, so only its type is shown.
+    message = str(exc) if isinstance(exc, ForgebotError) else type(exc).__name__
     job = rec.lease.claim.job
-    rec.event("attempt.error", outcome=outcome.value, error=type(exc).__name__, message=str(exc))
+    rec.event("attempt.error", outcome=outcome.value, error=type(exc).__name__, message=message)
     return Report(job_id=job.id, attempt=rec.lease.claim.attempt_number,
                   issue_number=job.issue_number, issue_title=job.title, outcome=outcome,
-                  detail=f"Error: {exc}")
+                  detail=f"Error: {message}")
 
 
 def _close(rt: Runtime, rec: Recorder, report: Report) -> None:
@@ -244,8 +270,7 @@ def _implement(rt: Runtime, rec: Recorder, prepared: Prepared) -> AgentResult:
     session = rt.sandbox.start(rt.settings.sandbox.image, _limits(rt), _labels(rec, "agent"))
     try:
         result = run_agent(AgentTask(prepared.issue.title, prepared.issue.body),
-                           prepared.agent_dir, session, provider, settings,
-                           lambda kind, data: rec.event(kind, **data))
+                           prepared.agent_dir, session, provider, settings, rec.agent_event)
     finally:
         session.close()
     rec.event("agent.finished", outcome=result.outcome, iterations=result.iterations,
@@ -322,9 +347,11 @@ def _publish(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult,
         notes = "; ".join(agent.notes[-3:])
         return replace(base, detail=f"The model's replies gave no change that applies. {notes}")
     passed = v.tests.exit_code == 0 and not v.tests.timed_out
-    if not passed and not rt.policy.publish.draft_when_failed:
+    # With checks.tests_must_pass off, failing tests are reported but do not make a draft.
+    draft = not passed and rt.policy.checks.tests_must_pass
+    if draft and not rt.policy.publish.draft_when_failed:
         return replace(base, outcome=Outcome.TESTS_FAILED,
-                        detail="The tests fail and the policy does not publish drafts.")
+                       detail="The tests fail and the policy does not publish drafts.")
     report = replace(base, outcome=Outcome.SUBMITTED if passed else Outcome.TESTS_FAILED)
     sha = gitops.commit(v.trusted_dir, f"{pull_title(report)}\n\nforgebot job {job.id}",
                         gitops.Identity(rt.settings.git.author_name, rt.settings.git.author_email))
@@ -333,14 +360,14 @@ def _publish(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult,
     if pull is None:
         pull = prepared.forge.open_pull(job.repo, NewPull(
             head=prepared.branch, base=job.default_branch, title=pull_title(report),
-            body=pull_body(report), draft=not passed))
+            body=pull_body(report), draft=draft))
     else:
         pull = prepared.forge.update_pull(job.repo, pull.number, body=pull_body(report),
-                                          draft=not passed)
+                                          draft=draft)
     rt.store.update_job(job.id, pull_number=pull.number)
     prepared.forge.set_status(job.repo, sha, "success" if passed else "failure",
                               f"forgebot job {job.id}: {report.outcome.value}")
-    rec.event("pull.published", number=pull.number, sha=sha, draft=not passed)
+    rec.event("pull.published", number=pull.number, sha=sha, draft=draft)
     return replace(report, pull_url=pull.url)
 
 

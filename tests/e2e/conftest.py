@@ -66,8 +66,8 @@ def e2e_env(data_dir: Path, transcript: Path) -> dict[str, str]:
 def live_factory(tmp_path: Path) -> Iterator[object]:
     started: list[tuple[Service, object]] = []
 
-    def make(transcript: Path) -> Live:
-        env = e2e_env(tmp_path / "data", transcript)
+    def make(transcript: Path, extra_env: dict[str, str] | None = None) -> Live:
+        env = {**e2e_env(tmp_path / "data", transcript), **(extra_env or {})}
         settings = load_settings(None, environ=env)
         admin.init_repo(settings.local_root, REPO_NAME, REPO / "examples" / "hello-service")
         service = build_service(settings)

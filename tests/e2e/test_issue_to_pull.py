@@ -100,3 +100,32 @@ def test_an_edit_to_a_denied_path_is_blocked_and_named(live_factory, transcripts
     assert live.pulls() == []
     comment = live.comments(1)[-1]
     assert "paths.deny" in comment and ".github/workflows/ci.yml" in comment
+
+
+def test_a_model_answering_nonsense_changes_nothing_and_says_so(live_factory, tmp_path: Path):
+    transcript = tmp_path / "nonsense.yaml"
+    transcript.write_text('- "Sure! Here is a poem about farewells."\n'
+                          '- ">>>>>>> REPLACE\\n<<<<<<< SEARCH\\n"\n'
+                          '- "```python\\nprint(1)\\n```"\n')
+    live = live_factory(transcript)
+    live.file_issue("Add a farewell")
+    live.run_until_idle()
+    [job] = live.service.store.list_jobs()
+    assert job.outcome == "no_changes"
+    assert live.pulls() == []
+    assert "nothing was pushed" in live.comments(1)[-1]
+
+
+def test_the_job_time_limit_is_enforced_outside_the_model(live_factory, transcripts, tmp_path):
+    policy = tmp_path / "policy.yml"
+    policy.write_text("version: 1\nlimits:\n  job_timeout_s: 1\n")
+    live = live_factory(transcripts / "add_farewell.yaml", {
+        "FORGEBOT_POLICY_FILE": str(policy),
+        "FORGEBOT_SANDBOX__TEST_COMMAND": '["sh", "-c", "sleep 3"]',
+    })
+    live.file_issue("Add a farewell")
+    live.run_until_idle()
+    [job] = live.service.store.list_jobs()
+    assert job.outcome == "budget_exceeded"
+    assert live.pulls() == []
+    assert "ran past limits.job_timeout_s" in live.comments(1)[-1]
