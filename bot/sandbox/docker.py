@@ -35,16 +35,14 @@ import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
-from xml.etree.ElementTree import Element, ParseError
 
 import docker
 import docker.errors
 import requests.exceptions
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring as parse_xml
 
 from bot.errors import SandboxError
 from bot.sandbox.base import Limits, Result, TestCounts
+from bot.sandbox.junit import JUNIT_LIMIT, junit_from_tar, parse_junit
 from bot.sandbox.tarball import SANDBOX_GID, SANDBOX_UID, normalise_tree
 
 log = logging.getLogger(__name__)
@@ -65,9 +63,6 @@ SANDBOX_USER = f"{SANDBOX_UID}:{SANDBOX_GID}"
 SANDBOX_TMP = "/tmp"  # noqa: S108 - a path inside the sandbox, a private tmpfs
 
 OUTPUT_LIMIT = 64 * 1024  # bytes kept per stream: half from the start, half from the end
-JUNIT_LIMIT = 2 * 1024 * 1024  # bytes of JUnit XML read back at most
-MAX_FAILURES = 20  # failure descriptions kept in TestCounts.failures
-FAILURE_TEXT_LIMIT = 300  # characters per failure description
 TMP_MB = 64  # size of the /tmp tmpfs
 KILL_GRACE_S = 5.0  # the host timer fires this long after the in-container timeout
 HOUSEKEEPING_TIMEOUT_S = 60  # bound on the bot's own exec calls (clearing the workspace)
@@ -420,78 +415,6 @@ def _read_bounded(chunks: Iterator[bytes], limit: int) -> bytes | None:
         if close is not None:
             close()
     return bytes(data)
-
-
-def junit_from_tar(data: bytes) -> bytes | None:
-    """Return the content of the first regular file in the tar ``data`` (as produced by
-    ``get_archive`` of one file), or None when the tar is malformed or holds no file."""
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-            for index, member in enumerate(tar):
-                if index >= 4:  # one file was asked for; a long archive is not a report
-                    return None
-                if not member.isfile() or member.size > JUNIT_LIMIT:
-                    continue
-                handle = tar.extractfile(member)
-                return None if handle is None else handle.read(JUNIT_LIMIT)
-    except (tarfile.TarError, OSError, ValueError):
-        return None
-    return None
-
-
-def parse_junit(xml: bytes) -> TestCounts | None:
-    """Count the test cases of a JUnit XML report; None when it is not one.
-
-    Counts come from the ``<testcase>`` elements, not from the totals a report claims.
-    DTDs and entities are refused (billion laughs, external entities).
-    """
-    if len(xml) > JUNIT_LIMIT:
-        return None
-    try:
-        root = parse_xml(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except (ParseError, DefusedXmlException, ValueError, LookupError):
-        return None
-    if root.tag not in ("testsuites", "testsuite"):
-        return None
-    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
-    failures: list[str] = []
-    for case in root.iter("testcase"):
-        outcome, detail = _case_outcome(case)
-        counts[outcome] += 1
-        if detail is not None and len(failures) < MAX_FAILURES:
-            failures.append(_describe_failure(case, detail))
-    return TestCounts(failures=tuple(failures), **counts)
-
-
-def _case_outcome(case: Element) -> tuple[str, Element | None]:
-    """The outcome of one test case, and the element that explains a failure or error."""
-    failure = case.find("failure")
-    if failure is not None:
-        return "failed", failure
-    error = case.find("error")
-    if error is not None:
-        return "errors", error
-    if case.find("skipped") is not None:
-        return "skipped", None
-    return "passed", None
-
-
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
-
-
-def _describe_failure(case: Element, detail: Element) -> str:
-    """Describe a failure as 'classname::name: first line of message', printable, bounded."""
-    test_id = (
-        "::".join(part for part in (case.get("classname", ""), case.get("name", "")) if part)
-        or "<unnamed test>"
-    )
-    message = detail.get("message") or detail.text or ""
-    first_line = next((line.strip() for line in message.splitlines() if line.strip()), "")
-    text = f"{test_id}: {first_line}" if first_line else test_id
-    text = _UNPRINTABLE.sub(" ", text)
-    if len(text) > FAILURE_TEXT_LIMIT:
-        text = text[: FAILURE_TEXT_LIMIT - 1] + "…"
-    return text
 
 
 def reap_orphans(
