@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Repo:
-    """A repository on one forge: ``forge`` is the registry name, ``full_name`` is owner/name."""
+    """A repository on one forge: ``forge`` is the registry name, ``full_name`` is owner/name
+    (GitLab: the project's ``path_with_namespace``). ``installation_id`` is the GitHub App
+    installation that sent the delivery, when there is one."""
 
     forge: str
     full_name: str
     default_branch: str = "main"
+    installation_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -33,13 +36,59 @@ class IssueLabeled:
 
 @dataclass(frozen=True)
 class CommentCreated:
-    """A comment was made on an issue or a pull request."""
+    """A comment was made on an issue or a pull request (``number`` is the issue or pull
+    request number: GitHub/Gitea ``number``, GitLab ``iid``)."""
 
     repo: Repo
     number: int
     body: str
     author: str
     is_pull: bool = False
+    comment_id: int | None = None
 
 
-Event = IssueLabeled | CommentCreated
+@dataclass(frozen=True)
+class Pushed:
+    """Commits were pushed to a branch. File lists are the union over the pushed commits;
+    ``complete`` is False when the forge may have left some out (GitLab sends at most 20
+    commits; GitHub may send empty lists for huge pushes): ask the compare API then."""
+
+    repo: Repo
+    ref: str  # e.g. refs/heads/main
+    before: str
+    after: str
+    pusher: str
+    added: tuple[str, ...] = ()
+    modified: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    complete: bool = True
+
+    @property
+    def to_default_branch(self) -> bool:
+        return self.ref == f"refs/heads/{self.repo.default_branch}"
+
+
+@dataclass(frozen=True)
+class PullClosed:
+    """A pull (merge) request was closed; ``merged`` tells a merge from a plain close."""
+
+    repo: Repo
+    number: int
+    head: str  # the source branch
+    merged: bool
+    sender: str
+
+
+@dataclass(frozen=True)
+class ReviewSubmitted:
+    """A review on a pull request: ``state`` is ``approved``, ``changes_requested`` or
+    ``commented``."""
+
+    repo: Repo
+    number: int
+    state: str
+    body: str
+    author: str
+
+
+Event = IssueLabeled | CommentCreated | Pushed | PullClosed | ReviewSubmitted

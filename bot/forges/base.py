@@ -89,6 +89,24 @@ class Forge(Protocol):
     def comment(self, repo: str, number: int, body: str) -> None:
         """Comment on an issue or pull request."""
 
+    def upsert_comment(self, repo: str, number: int, marker: str, body: str) -> None:
+        """Edit the bot's own comment that contains ``marker`` (a hidden HTML comment), or
+        add one with ``body`` (which must contain ``marker``) when there is none yet."""
+
+    def react(self, repo: str, number: int, comment_id: int | None, reaction: str) -> None:
+        """Add a reaction (``eyes``, ``+1``, ...) to a comment, or to the issue itself when
+        ``comment_id`` is None."""
+
+    def add_labels(self, repo: str, number: int, labels: list[str]) -> None:
+        """Add labels to an issue or pull request (existing labels stay)."""
+
+    def remove_label(self, repo: str, number: int, label: str) -> None:
+        """Remove one label; removing a label that is not there is not an error."""
+
+    def changed_files(self, repo: str, base: str, head: str) -> list[str]:
+        """Paths changed between two commits (the compare API), for pushes whose payload
+        does not list them all."""
+
     def set_status(self, repo: str, sha: str, state: str, description: str) -> None:
         """Set the bot's commit status (``pending``, ``success``, ``failure``) on ``sha``."""
 

@@ -279,3 +279,29 @@ def test_deliver_to_a_receiver_that_is_not_running_says_how_to_start_it() -> Non
     assert info.value.retryable
     with pytest.raises(ForgeError, match="secret"):
         admin.deliver(URL, "", "issues", {})
+
+
+def test_upsert_comment_edits_the_bots_own_comment(tmp_path):
+    from bot.forges.local import LocalForge, admin
+
+    root = tmp_path / "forge"
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    admin.init_repo(root, "o/r", src)
+    number, _ = admin.create_issue(root, "o/r", "t", "b", labels=[], author="ada")
+    forge = LocalForge(root, "s")
+    admin.add_comment(root, "o/r", number, "<!-- status --> from a human", "ada")
+    forge.upsert_comment("o/r", number, "<!-- status -->", "<!-- status --> one")
+    forge.upsert_comment("o/r", number, "<!-- status -->", "<!-- status --> two")
+    _, _, comments = admin.show_issue(root, "o/r", number)
+    assert [body.strip() for _, body in comments] == [
+        "<!-- status --> from a human", "<!-- status --> two"]
+    forge.add_labels("o/r", number, ["a", "b"])
+    forge.add_labels("o/r", number, ["b", "c"])
+    forge.remove_label("o/r", number, "a")
+    forge.remove_label("o/r", number, "zzz")
+    assert forge.get_issue("o/r", number).labels == ("b", "c")
+    forge.react("o/r", number, None, "eyes")
+    head = admin.gitops.run(["rev-parse", "main"], cwd=root / "o" / "r.git").strip()
+    assert forge.changed_files("o/r", head, head) == []

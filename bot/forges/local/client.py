@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,62 @@ class LocalClient:
     def comment(self, repo: str, number: int, body: str) -> None:
         """Comment on issue or pull request ``number`` as the bot user."""
         add_comment(self._repo(repo), number, self.bot_user, body)
+
+    def upsert_comment(self, repo: str, number: int, marker: str, body: str) -> None:
+        """Rewrite the bot's comment on ``number`` that holds ``marker``, or add one."""
+        layout = self._repo(repo)
+        require_item(layout, number)
+        with layout.lock():
+            for path in sorted((layout.meta_dir / "comments").glob(f"{number}-*.md")):
+                doc = read_document(path)
+                if doc.front.get("author") == self.bot_user and marker in doc.body:
+                    write_document(path, Document({**doc.front, "edited": now()}, body))
+                    return
+        add_comment(layout, number, self.bot_user, body)
+
+    def react(self, repo: str, number: int, comment_id: int | None, reaction: str) -> None:
+        """Record a reaction in ``reactions/<number>.yml`` (the local forge shows no UI)."""
+        layout = self._repo(repo)
+        require_item(layout, number)
+        path = layout.meta_dir / "reactions" / f"{number}.yml"
+        with layout.lock():
+            data = read_yaml(path, {})
+            key = "issue" if comment_id is None else f"comment-{comment_id}"
+            data.setdefault(key, [])
+            if reaction not in data[key]:
+                data[key].append(reaction)
+            write_yaml(path, data)
+
+    def add_labels(self, repo: str, number: int, labels: list[str]) -> None:
+        """Add labels to an issue or pull request (no webhook: the bot's own change)."""
+        self._edit_labels(repo, number, lambda old: old + [x for x in labels if x not in old])
+
+    def remove_label(self, repo: str, number: int, label: str) -> None:
+        """Remove a label; a label that is not there is fine."""
+        self._edit_labels(repo, number, lambda old: [x for x in old if x != label])
+
+    def _edit_labels(
+        self, repo: str, number: int, change: Callable[[list[str]], list[str]]
+    ) -> None:
+        layout = self._repo(repo)
+        with layout.lock():
+            _, path = require_item(layout, number)
+            doc = read_document(path)
+            old = [str(x) for x in doc.front.get("labels") or []]
+            write_document(path, Document({**doc.front, "labels": change(old)}, doc.body))
+
+    def changed_files(self, repo: str, base: str, head: str) -> list[str]:
+        """``git diff --name-only base head`` in the bare repository."""
+        layout = self._repo(repo)
+        for sha in (base, head):
+            if not _SHA_RE.fullmatch(sha):
+                raise ForgeError(f"not a full commit sha: {sha!r}")
+        try:
+            out = gitops.run(["diff", "--name-only", "--no-renames", base, head, "--"],
+                             cwd=layout.git_dir)
+        except GitError as exc:
+            raise ForgeError(f"cannot compare {base[:12]}..{head[:12]}: {exc}") from exc
+        return [line for line in out.splitlines() if line]
 
     def set_status(self, repo: str, sha: str, state: str, description: str) -> None:
         """Record the bot's status of commit ``sha`` in ``statuses/<sha>.yml``."""
