@@ -49,8 +49,40 @@ class LocalForgeSettings(_Strict):
     receiver_url: str = ""  # empty: http://<web.host>:<web.port>/webhooks/local
 
 
+class RemoteForgeSettings(_Strict):
+    """What every hosted forge needs. Secrets belong in the environment, not in a file."""
+
+    enabled: bool = False
+    base_url: str = ""  # the API root; empty: the public service's
+    webhook_secret: str | None = None
+    token: str | None = None
+    bot_user: str = ""  # the bot's account name on this forge; empty: the top-level bot_user
+    # Prefix rewrites applied to clone and push URLs (longest prefix wins), e.g. to push
+    # through a mirror, or to a local bare repository in tests: {"https://github.com/": "/srv/"}
+    git_url_rewrite: dict[str, str] = {}
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, le=10)
+
+
+class GitHubSettings(RemoteForgeSettings):
+    base_url: str = "https://api.github.com"  # GitHub Enterprise: https://HOST/api/v3
+    app_id: int | None = None  # a GitHub App instead of a token
+    private_key_file: Path | None = None  # the App's PEM key
+
+
+class GitLabSettings(RemoteForgeSettings):
+    base_url: str = "https://gitlab.com"  # self-managed: https://HOST
+
+
+class GiteaSettings(RemoteForgeSettings):
+    base_url: str = ""  # required when enabled: https://HOST (Gitea or Forgejo)
+
+
 class ForgeSettings(_Strict):
     local: LocalForgeSettings = LocalForgeSettings()
+    github: GitHubSettings = GitHubSettings()
+    gitlab: GitLabSettings = GitLabSettings()
+    gitea: GiteaSettings = GiteaSettings()
 
 
 class LLMSettings(_Strict):

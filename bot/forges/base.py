@@ -48,6 +48,14 @@ class NewPull:
     draft: bool
 
 
+def rewrite_url(url: str, rules: Mapping[str, str]) -> str:
+    """Apply the longest matching prefix rewrite (``git_url_rewrite``) to ``url``."""
+    for prefix in sorted(rules, key=len, reverse=True):
+        if url.startswith(prefix):
+            return rules[prefix] + url[len(prefix):]
+    return url
+
+
 class Forge(Protocol):
     """One forge. ``repo`` is always the ``owner/name`` full name."""
 
