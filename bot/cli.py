@@ -41,17 +41,21 @@ def main(ctx: click.Context, config_path: Path | None, log_level: str) -> None:
 
 
 @main.command()
+@click.option("--role", type=click.Choice(["all", "receiver", "worker"]), default="all",
+              show_default=True,
+              help="all: one process does everything; receiver: webhooks and API only; "
+                   "worker: runs jobs (and serves health checks).")
 @click.pass_context
-def serve(ctx: click.Context) -> None:
-    """Run the receiver, the scheduler and the workers in one process (waitress)."""
+def serve(ctx: click.Context, role: str) -> None:
+    """Run the receiver, the scheduler and the workers (waitress, not a development server)."""
     import waitress
 
     from bot.service import build_service
 
     settings = _settings(ctx)
     try:
-        service = build_service(settings)
-        service.start()
+        service = build_service(settings, receive=role != "worker")
+        service.start(work=role != "receiver")
     except ForgebotError as exc:
         _fail(str(exc))
 

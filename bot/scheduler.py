@@ -20,9 +20,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.config import Settings
 from bot.forges.base import Forge
+from bot.metrics import Metrics
 from bot.pipeline.lease import Lease
 from bot.pipeline.planner import plan_pending
 from bot.store import Store
+from bot.store.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,10 @@ class Dispatcher:
     def __init__(
         self, store: Store, forges: Mapping[str, Forge], settings: Settings, run_job: RunJob,
         *, trigger_labels: Collection[str], owner: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.trigger_labels = tuple(trigger_labels)  # from the bot-wide policy
         self.forges = forges
         self.settings = settings
@@ -99,7 +103,7 @@ class Dispatcher:
             self._tick_lock.release()
 
     def _round(self) -> list[Lease]:
-        plan_pending(self.store, self.forges, self.trigger_labels)
+        plan_pending(self.store, self.forges, self.trigger_labels, self.metrics)
         self.store.recover(lambda o: owner_is_dead(o, self.owner),
                            self.settings.scheduler.max_attempts)
         started = []
@@ -108,6 +112,9 @@ class Dispatcher:
             if claim is None:
                 break
             lease = Lease(claim, self.owner)
+            if self.metrics is not None and claim.attempt_number == 1:
+                waited = (utcnow() - claim.job.created_at).total_seconds()
+                self.metrics.queue_wait.observe(max(waited, 0.0))
             log.info("job claimed", extra={"job": claim.job.id, "attempt": claim.attempt_id})
             with self._lock:
                 self._active[claim.job.id] = (lease, self._pool.submit(self._run, lease))

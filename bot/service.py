@@ -12,6 +12,7 @@ from bot.config import Settings
 from bot.errors import SandboxError
 from bot.forges import build_forges
 from bot.forges.base import Forge
+from bot.metrics import Metrics
 from bot.pipeline.lease import Lease
 from bot.pipeline.run import Runtime, run_job
 from bot.policy.load import load_policy
@@ -33,8 +34,17 @@ class Service:
     app: Flask
     _ready: threading.Event
 
-    def start(self, *, schedule: bool = True) -> None:
-        """Remove orphaned sandboxes, requeue jobs of dead workers, start ticking."""
+    def start(self, *, work: bool = True, schedule: bool = True) -> None:
+        """For a process that runs jobs (``work``): remove orphaned sandboxes and requeue the
+        jobs of dead workers. With ``schedule``, start ticking on the clock (tests tick by
+        hand instead)."""
+        if work:
+            self._recover()
+        if work and schedule:
+            self.dispatcher.start()
+        self._ready.set()
+
+    def _recover(self) -> None:
         try:
             self.reap()
         except SandboxError:  # the engine may be down; doctor says so, jobs will fail loudly
@@ -42,9 +52,6 @@ class Service:
         requeued = self.store.recover(self.owner_dead, self.settings.scheduler.max_attempts)
         if requeued:
             log.info("jobs of a dead worker requeued", extra={"jobs": requeued})
-        if schedule:
-            self.dispatcher.start()
-        self._ready.set()
 
     def owner_dead(self, owner: str) -> bool:
         return owner_is_dead(owner, self.dispatcher.owner)
@@ -65,20 +72,22 @@ class Service:
         self.dispatcher.stop(wait=True)
 
 
-def build_service(settings: Settings) -> Service:
+def build_service(settings: Settings, *, receive: bool = True) -> Service:
     """Open the store (migrating it), build forges, sandbox, policy and the app."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.store_url)
     forges = build_forges(settings)
+    metrics = Metrics(store)
     runtime = Runtime(settings=settings, store=store, forges=forges, sandbox=DockerSandbox(),
-                      policy=load_policy(settings.policy_path))
+                      policy=load_policy(settings.policy_path), metrics=metrics)
 
     def run(lease: Lease) -> None:
         run_job(runtime, lease)
 
-    dispatcher = Dispatcher(store, forges, settings, run,
+    dispatcher = Dispatcher(store, forges, settings, run, metrics=metrics,
                             trigger_labels=runtime.policy.trigger.labels)
     ready = threading.Event()
     app = create_app(store, forges, wake=dispatcher.wake, ready=ready.is_set,
-                     max_body_bytes=settings.web.max_body_bytes)
+                     max_body_bytes=settings.web.max_body_bytes, receive=receive,
+                     metrics=metrics)
     return Service(settings, store, forges, runtime, dispatcher, app, ready)

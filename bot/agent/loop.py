@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,7 @@ def run_agent(  # noqa: PLR0917 - the agreed seam; the pipeline calls it positio
 
 def _iterate(run: _Run, i: int) -> AgentOutcome | None:
     """One model reply and its consequences; an outcome when the run is over."""
+    started = time.monotonic()
     completion = run.provider.complete(
         _conversation(run),
         max_tokens=run.settings.max_tokens,
@@ -153,6 +155,8 @@ def _iterate(run: _Run, i: int) -> AgentOutcome | None:
         "agent.reply",
         {
             "i": i,
+            "provider": run.provider.name,
+            "seconds": round(time.monotonic() - started, 3),
             "prompt_tokens": completion.usage.prompt_tokens,
             "completion_tokens": completion.usage.completion_tokens,
         },

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bot.errors import ForgeError
 from bot.events import Event, IssueLabeled
 from bot.forges.base import Forge
+from bot.metrics import Metrics
 from bot.store import DeliveryView, Store
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,15 @@ def plan_event(store: Store, event: Event | None, trigger_labels: Collection[str
     return PlanResult("job", f"job {job.id} queued", job.id)
 
 
-def plan_pending(store: Store, forges: Mapping[str, Forge], trigger_labels: Collection[str]) -> int:
+def plan_pending(store: Store, forges: Mapping[str, Forge], trigger_labels: Collection[str],
+                 metrics: Metrics | None = None) -> int:
     """Plan every pending delivery; returns how many jobs were made."""
     made = 0
     for delivery in store.pending_deliveries():
         result = _plan_one(store, forges, trigger_labels, delivery)
         store.mark_delivery(delivery.id, result.status, result.note)
+        if metrics is not None:
+            metrics.planned.labels(delivery.forge, result.status).inc()
         log.info("delivery planned", extra={"delivery": delivery.delivery_id,
                                             "result": result.status, "job": result.job_id})
         made += result.status == "job"

@@ -29,6 +29,7 @@ from bot.errors import (
     SandboxError,
 )
 from bot.forges.base import Forge, Issue, NewPull
+from bot.metrics import Metrics
 from bot.pipeline.lease import Lease
 from bot.pipeline.outcomes import Outcome
 from bot.pipeline.report import (
@@ -77,6 +78,7 @@ class Runtime:
     forges: Mapping[str, Forge]
     sandbox: DockerSandbox
     policy: Policy
+    metrics: Metrics = field(default_factory=Metrics)
     _repo_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -92,6 +94,7 @@ class Recorder:
     store: Store
     lease: Lease
     deadline: float  # time.monotonic() after which the attempt stops
+    metrics: Metrics
 
     @property
     def job_id(self) -> int:
@@ -110,17 +113,37 @@ class Recorder:
     def agent_event(self, kind: str, data: dict[str, object]) -> None:
         """The agent loop reports every iteration here, so a long loop stops in time too."""
         self.event(kind, **data)
+        if kind == "agent.reply":
+            self._observe_model(data)
+        elif kind == "agent.iteration" and data.get("exit_code") is not None:
+            result = "timeout" if data.get("timed_out") else (
+                "passed" if data.get("exit_code") == 0 else "failed")
+            self.metrics.sandboxes.labels("agent", result).inc()
         self.check()
+
+    def _observe_model(self, data: dict[str, object]) -> None:
+        provider = str(data.get("provider", "unknown"))
+        prompt, completion = data.get("prompt_tokens"), data.get("completion_tokens")
+        seconds = data.get("seconds")
+        self.metrics.model_calls.labels(provider).inc()
+        if isinstance(prompt, int) and isinstance(completion, int):
+            self.metrics.model_tokens.labels(provider, "prompt").inc(prompt)
+            self.metrics.model_tokens.labels(provider, "completion").inc(completion)
+            if isinstance(seconds, float | int) and seconds > 0:
+                self.metrics.model_tps.labels(provider).observe(completion / seconds)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         self.check()
         self.event("stage.started", stage=name)
+        started = time.monotonic()
         try:
             yield
         except Exception as exc:
             self.event("stage.failed", stage=name, error=type(exc).__name__)
             raise
+        finally:
+            self.metrics.stage_seconds.labels(name).observe(time.monotonic() - started)
         self.event("stage.finished", stage=name)
 
 
@@ -147,7 +170,8 @@ class Verified:
 
 def run_job(rt: Runtime, lease: Lease) -> None:
     """Run one attempt to a named outcome, report it on the forge and close the job."""
-    rec = Recorder(rt.store, lease, time.monotonic() + rt.policy.limits.job_timeout_s)
+    rec = Recorder(rt.store, lease, time.monotonic() + rt.policy.limits.job_timeout_s,
+                   rt.metrics)
     job = lease.claim.job
     report: Report
     prepared: Prepared | None = None
@@ -196,6 +220,7 @@ def _close(rt: Runtime, rec: Recorder, report: Report) -> None:
         rec.event("comment.failed", error=str(exc))
     rt.store.finish(rec.lease.claim, rec.lease.owner, report.outcome.value,
                     failed=report.outcome.failed)
+    rt.metrics.jobs_finished.labels(report.outcome.value).inc()
     log.info("job finished", extra={"job": job.id, "outcome": report.outcome.value})
 
 
@@ -302,6 +327,8 @@ def _verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) 
     findings = scan_changes(changes) if rt.policy.checks.secret_scan else []
     rec.event("gates.evaluated", violations=[v.rule for v in violations],
               findings=len(findings))
+    rt.metrics.gates.labels("policy", "blocked" if violations else "passed").inc()
+    rt.metrics.gates.labels("secret_scan", "blocked" if findings else "passed").inc()
     tests = None
     if not violations and not findings:
         session = rt.sandbox.start(rt.settings.sandbox.image, _limits(rt), _labels(rec, "verify"))
@@ -312,6 +339,9 @@ def _verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) 
         finally:
             session.close()
         counts = tests.junit
+        passed = tests.exit_code == 0 and not tests.timed_out
+        rt.metrics.sandboxes.labels(
+            "verify", "timeout" if tests.timed_out else "passed" if passed else "failed").inc()
         rec.event("tests.ran", exit_code=tests.exit_code, timed_out=tests.timed_out,
                   passed=counts.passed if counts else None,
                   failed=counts.failed if counts else None)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from bot.errors import StoreError
+from bot.metrics import CONTENT_TYPE
 
 blueprint = Blueprint("api", __name__)
 
@@ -30,6 +31,11 @@ def readyz() -> tuple[Any, int]:
     if not _ext()["ready"]():
         return jsonify(status="starting"), 503
     return jsonify(status="ready"), 200
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    return Response(_ext()["metrics"].render(), mimetype=None, content_type=CONTENT_TYPE)
 
 
 @blueprint.get("/api/jobs")

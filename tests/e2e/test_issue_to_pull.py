@@ -39,6 +39,19 @@ def test_labelled_issue_becomes_a_tested_pull_request(live_factory, transcripts)
     finished_stages = [e["data"]["stage"] for e in events if e["kind"] == "stage.finished"]
     assert finished_stages == ["prepare", "implement", "verify", "publish"]
     assert events[-1]["kind"] == "job.finished"
+    metrics = live.service.app.test_client().get("/metrics").get_data(as_text=True)
+    for line in (
+        'forgebot_deliveries_total{event="issues",forge="local",result="stored"} 2.0',
+        'forgebot_deliveries_planned_total{forge="local",result="job"} 1.0',
+        'forgebot_jobs_finished_total{outcome="submitted"} 1.0',
+        'forgebot_stage_duration_seconds_count{stage="publish"} 1.0',
+        'forgebot_model_calls_total{provider="replay"} 1.0',
+        'forgebot_sandbox_runs_total{phase="verify",result="passed"} 1.0',
+        'forgebot_gate_results_total{gate="secret_scan",result="passed"} 1.0',
+        'forgebot_jobs{state="done"} 1.0',
+        "forgebot_queue_depth 0.0",
+    ):
+        assert line in metrics, line
     # The same delivery again (a redelivery) makes no second job and no second pull request.
     live.cli("local", "label", "--repo", REPO_NAME, "1", "forgebot")
     live.run_until_idle()

@@ -1,0 +1,231 @@
+"""GitHub's webhooks: verify ``X-Hub-Signature-256`` and normalise five kinds of delivery.
+
+Headers: ``X-GitHub-Event`` (the event), ``X-GitHub-Delivery`` (a GUID that a redelivery
+keeps), ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>``. Deliveries
+of a GitHub App also carry ``installation.id``, which is kept on ``Repo.installation_id``
+so the client can exchange it for an installation token.
+
+Normalised by table: ``(event, action)`` → one small function; every other delivery
+(``ping``, ``issues/opened``, ``pull_request/synchronize``, ...) is ``None``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bot.errors import ForgeError
+from bot.events import (
+    CommentCreated,
+    Event,
+    IssueLabeled,
+    PullClosed,
+    Pushed,
+    Repo,
+    ReviewSubmitted,
+)
+from bot.forges.verify import get_header, verify_hmac_sha256
+
+FORGE = "github"
+EVENT_HEADER = "X-GitHub-Event"
+DELIVERY_HEADER = "X-GitHub-Delivery"
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+
+REVIEW_STATES = ("approved", "changes_requested", "commented")
+
+
+def verify(secret: str | None, headers: Mapping[str, str], body: bytes) -> bool:
+    """True when ``X-Hub-Signature-256`` matches the raw body under ``secret``.
+
+    Fail-closed: no secret, no header or a malformed header is False. The legacy SHA-1
+    ``X-Hub-Signature`` is never accepted.
+    """
+    return verify_hmac_sha256(secret, body, get_header(headers, SIGNATURE_HEADER))
+
+
+def delivery_id(headers: Mapping[str, str]) -> str | None:
+    """The ``X-GitHub-Delivery`` GUID (the same on a redelivery), if sent."""
+    return get_header(headers, DELIVERY_HEADER) or None
+
+
+def event_kind(headers: Mapping[str, str]) -> str:
+    """The ``X-GitHub-Event`` name, or ``""``."""
+    return get_header(headers, EVENT_HEADER) or ""
+
+
+def parse(headers: Mapping[str, str], body: bytes) -> Event | None:
+    """The normalised event, or None for a delivery that starts nothing.
+
+    Raises ``ForgeError`` when the body is not a JSON object, or when a delivery the bot
+    handles misses a field it needs (the message names the field).
+    """
+    kind = event_kind(headers)
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ForgeError(f"github webhook '{kind}': the body is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise ForgeError(f"github webhook '{kind}': the body is not a JSON object")
+    handler = _HANDLERS.get((kind, str(payload.get("action") or "")))
+    return handler(_Fields(payload, kind)) if handler else None
+
+
+class _Fields:
+    """Typed access to a payload by dotted path; a missing or mistyped field is a ForgeError."""
+
+    def __init__(self, payload: dict[str, Any], kind: str) -> None:
+        self._payload = payload
+        self._kind = kind
+
+    def find(self, path: str) -> object | None:
+        """The value at ``path``, or None when any step is absent or null."""
+        node: object = self._payload
+        for key in path.split("."):
+            if not isinstance(node, dict):
+                return None
+            node = node.get(key)
+        return node
+
+    def text(self, path: str, *, optional: bool = False) -> str:
+        value = self.find(path)
+        if value is None and optional:
+            return ""  # GitHub sends null for an empty issue, pull request or review body
+        if not isinstance(value, str):
+            raise self.error(path)
+        return value
+
+    def integer(self, path: str) -> int:
+        value = self.find(path)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(path)
+        return value
+
+    def optional_integer(self, path: str) -> int | None:
+        return None if self.find(path) is None else self.integer(path)
+
+    def items(self, path: str) -> list[dict[str, Any]]:
+        value = self.find(path)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            raise self.error(path)
+        return value
+
+    def strings(self, item: dict[str, Any], key: str, path: str) -> tuple[str, ...]:
+        value = item.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise self.error(f"{path}.{key}")
+        return tuple(value)
+
+    def error(self, path: str) -> ForgeError:
+        action = self._payload.get("action") or ""
+        where = f"{self._kind}/{action}" if action else self._kind
+        return ForgeError(f"github webhook '{where}': missing or invalid field {path}")
+
+
+def _repo(fields: _Fields) -> Repo:
+    return Repo(
+        forge=FORGE,
+        full_name=fields.text("repository.full_name"),
+        default_branch=fields.text("repository.default_branch", optional=True) or "main",
+        installation_id=fields.optional_integer("installation.id"),
+    )
+
+
+def _label_names(fields: _Fields) -> tuple[str, ...]:
+    names = []
+    for index, label in enumerate(fields.items("issue.labels")):
+        name = label.get("name")
+        if not isinstance(name, str):
+            raise fields.error(f"issue.labels[{index}].name")
+        names.append(name)
+    return tuple(names)
+
+
+def _labeled(fields: _Fields) -> IssueLabeled:
+    return IssueLabeled(
+        repo=_repo(fields),
+        number=fields.integer("issue.number"),
+        title=fields.text("issue.title"),
+        body=fields.text("issue.body", optional=True),
+        label=fields.text("label.name"),
+        sender=fields.text("sender.login"),
+        labels=_label_names(fields),
+    )
+
+
+def _comment_created(fields: _Fields) -> CommentCreated:
+    return CommentCreated(
+        repo=_repo(fields),
+        number=fields.integer("issue.number"),
+        body=fields.text("comment.body", optional=True),
+        author=fields.text("comment.user.login"),
+        # The one event covers both: only a pull request's issue has a pull_request object.
+        is_pull=fields.find("issue.pull_request") is not None,
+        comment_id=fields.optional_integer("comment.id"),
+    )
+
+
+def _union(fields: _Fields, commits: list[dict[str, Any]], key: str) -> tuple[str, ...]:
+    paths: dict[str, None] = {}  # ordered set: first appearance wins
+    for index, commit in enumerate(commits):
+        paths.update(dict.fromkeys(fields.strings(commit, key, f"commits[{index}]")))
+    return tuple(paths)
+
+
+def _pushed(fields: _Fields) -> Pushed | None:
+    if fields.find("deleted") is True:
+        return None  # a deleted branch or tag has no content to read
+    commits = fields.items("commits")
+    # GitHub may leave a commit's added/modified/removed empty when the commit is too large
+    # (octokit's commit schema); an empty commit is rare, so any such commit means "ask the
+    # compare API" rather than silently missing a changed spec.
+    complete = all(
+        commit.get("added") or commit.get("modified") or commit.get("removed")
+        for commit in commits
+    )
+    return Pushed(
+        repo=_repo(fields),
+        ref=fields.text("ref"),
+        before=fields.text("before"),
+        after=fields.text("after"),
+        pusher=fields.text("pusher.name", optional=True) or fields.text("sender.login"),
+        added=_union(fields, commits, "added"),
+        modified=_union(fields, commits, "modified"),
+        removed=_union(fields, commits, "removed"),
+        complete=complete,
+    )
+
+
+def _pull_closed(fields: _Fields) -> PullClosed:
+    return PullClosed(
+        repo=_repo(fields),
+        number=fields.integer("pull_request.number"),
+        head=fields.text("pull_request.head.ref"),
+        merged=fields.find("pull_request.merged") is True,
+        sender=fields.text("sender.login"),
+    )
+
+
+def _review_submitted(fields: _Fields) -> ReviewSubmitted | None:
+    state = fields.text("review.state").lower()  # lower-case in webhooks, upper in the REST API
+    if state not in REVIEW_STATES:
+        return None  # "dismissed" and anything newer start nothing
+    return ReviewSubmitted(
+        repo=_repo(fields),
+        number=fields.integer("pull_request.number"),
+        state=state,
+        body=fields.text("review.body", optional=True),
+        author=fields.text("review.user.login"),
+    )
+
+
+# (X-GitHub-Event, action) -> handler; a push has no action. Everything else starts nothing.
+_HANDLERS: dict[tuple[str, str], Callable[[_Fields], Event | None]] = {
+    ("issues", "labeled"): _labeled,
+    ("issue_comment", "created"): _comment_created,
+    ("push", ""): _pushed,
+    ("pull_request", "closed"): _pull_closed,
+    ("pull_request_review", "submitted"): _review_submitted,
+}
