@@ -47,7 +47,8 @@ def test_bad_signature_is_401_and_nothing_is_stored(client, store, mutate):
     assert store.pending_deliveries() == []
     assert store.delivery_counts() == {}
     metrics = client.get("/metrics").get_data(as_text=True)
-    assert 'forgebot_deliveries_total{event="issues",forge="local",result="unauthorized"} 1.0' in metrics
+    expected = 'forgebot_deliveries_total{event="issues",forge="local",result="unauthorized"} 1.0'
+    assert expected in metrics
 
 
 def test_no_secret_configured_fails_closed(settings, store):
