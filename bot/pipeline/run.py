@@ -29,6 +29,7 @@ from bot.errors import (
     SandboxError,
 )
 from bot.forges.base import Forge, Issue, NewPull
+from bot.logs import job_context
 from bot.metrics import Metrics
 from bot.pipeline.lease import Lease
 from bot.pipeline.outcomes import Outcome
@@ -170,6 +171,12 @@ class Verified:
 
 def run_job(rt: Runtime, lease: Lease) -> None:
     """Run one attempt to a named outcome, report it on the forge and close the job."""
+    claim = lease.claim
+    with job_context(job=claim.job.id, attempt=claim.attempt_id):
+        _run_attempt(rt, lease)
+
+
+def _run_attempt(rt: Runtime, lease: Lease) -> None:
     rec = Recorder(rt.store, lease, time.monotonic() + rt.policy.limits.job_timeout_s,
                    rt.metrics)
     job = lease.claim.job

@@ -100,3 +100,4 @@ def test_every_key_is_documented():
 
     missing = [k for k in _keys(Settings) if not documented(k)]
     assert missing == []
+
