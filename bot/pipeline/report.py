@@ -87,11 +87,50 @@ def pull_body(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def started_comment(job_id: int, attempt: int) -> str:
-    return (
-        f"{MARKER}\nforgebot is working on this issue (job {job_id}, attempt {attempt}). "
-        "It will open a pull request or explain here why it could not."
-    )
+STAGES = ("prepare", "implement", "verify", "publish")
+_STAGE_TEXT = {
+    "prepare": "Preparing: mirror, worktree, policy",
+    "implement": "Implementing: the model edits, the tests run in a sandbox",
+    "verify": "Verifying: the change re-applied on the trusted side, gates and tests",
+    "publish": "Publishing: branch and pull request",
+}
+
+
+def status_marker(job_id: int) -> str:
+    """The hidden marker that finds a job's status comment again, on every forge."""
+    return f"<!-- forgebot:status job={job_id} -->"
+
+
+@dataclass(frozen=True)
+class Status:
+    """Where a job stands, for its one status comment (edited in place)."""
+
+    job_id: int
+    attempt: int
+    current: str | None = None  # the stage under way
+    done: tuple[str, ...] = ()
+    iteration: tuple[int, int] | None = None  # (i, of N) while implementing
+    final: Report | None = None
+
+
+def status_comment(status: Status) -> str:
+    """The checklist of stages, then the outcome once there is one."""
+    lines = [MARKER, status_marker(status.job_id),
+             f"**forgebot** — job {status.job_id}, attempt {status.attempt}", "",
+             "- [x] Queued"]
+    for stage in STAGES:
+        text = _STAGE_TEXT[stage]
+        if stage == "implement" and status.iteration and stage == status.current:
+            text += f" (iteration {status.iteration[0]} of {status.iteration[1]})"
+        if stage in status.done:
+            lines.append(f"- [x] {text}")
+        elif stage == status.current and status.final is None:
+            lines.append(f"- [ ] **{text}** ⏳")
+        else:
+            lines.append(f"- [ ] {text}")
+    if status.final is not None:
+        lines += ["", _finished_text(status.final)]
+    return "\n".join(lines) + "\n"
 
 
 _EXPLAIN = {
@@ -110,9 +149,8 @@ _EXPLAIN = {
 }
 
 
-def finished_comment(report: Report) -> str:
+def _finished_text(report: Report) -> str:
     lines = [
-        MARKER,
         f"forgebot {_EXPLAIN[report.outcome]} (job {report.job_id}, attempt {report.attempt}, "
         f"outcome `{report.outcome.value}`).",
     ]
@@ -125,4 +163,4 @@ def finished_comment(report: Report) -> str:
         lines += ["", "Why:", *[f"- {g}" for g in blocked]]
     if report.detail:
         lines += ["", report.detail]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)

@@ -36,10 +36,11 @@ from bot.pipeline.outcomes import Outcome
 from bot.pipeline.report import (
     FileChange,
     Report,
-    finished_comment,
+    Status,
     pull_body,
     pull_title,
-    started_comment,
+    status_comment,
+    status_marker,
 )
 from bot.policy.changeset import ChangeSet, DiffError, parse_diff
 from bot.policy.evaluate import Violation, evaluate
@@ -96,6 +97,12 @@ class Recorder:
     lease: Lease
     deadline: float  # time.monotonic() after which the attempt stops
     metrics: Metrics
+    forge: Forge
+    max_iterations: int
+    status: Status = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.lease.claim.job.id, self.lease.claim.attempt_number)
 
     @property
     def job_id(self) -> int:
@@ -103,6 +110,17 @@ class Recorder:
 
     def event(self, kind: str, **data: Any) -> None:
         self.store.add_event(self.job_id, kind, data, attempt_id=self.lease.claim.attempt_id)
+
+    def show(self, **change: Any) -> None:
+        """Update the job's one status comment on the issue. A forge that refuses does not
+        stop the job: the comment is a view, the events are the record."""
+        self.status = replace(self.status, **change)
+        job = self.lease.claim.job
+        try:
+            self.forge.upsert_comment(job.repo, job.issue_number, status_marker(job.id),
+                                      status_comment(self.status))
+        except ForgeError as exc:
+            self.event("status.failed", error=str(exc))
 
     def check(self) -> None:
         """Stop the attempt when its lease is gone or its time is up."""
@@ -114,6 +132,8 @@ class Recorder:
     def agent_event(self, kind: str, data: dict[str, object]) -> None:
         """The agent loop reports every iteration here, so a long loop stops in time too."""
         self.event(kind, **data)
+        if kind == "agent.reply" and isinstance(data.get("i"), int):
+            self.show(iteration=(data["i"], self.max_iterations))
         if kind == "agent.reply":
             self._observe_model(data)
         elif kind == "agent.iteration" and data.get("exit_code") is not None:
@@ -137,6 +157,7 @@ class Recorder:
     def stage(self, name: str) -> Iterator[None]:
         self.check()
         self.event("stage.started", stage=name)
+        self.show(current=name)
         started = time.monotonic()
         try:
             yield
@@ -146,6 +167,7 @@ class Recorder:
         finally:
             self.metrics.stage_seconds.labels(name).observe(time.monotonic() - started)
         self.event("stage.finished", stage=name)
+        self.status = replace(self.status, done=(*self.status.done, name))
 
 
 @dataclass
@@ -173,12 +195,17 @@ def run_job(rt: Runtime, lease: Lease) -> None:
     """Run one attempt to a named outcome, report it on the forge and close the job."""
     claim = lease.claim
     with job_context(job=claim.job.id, attempt=claim.attempt_id):
-        _run_attempt(rt, lease)
+        forge = rt.forges.get(claim.job.forge)
+        if forge is None:  # configuration changed since the job was queued
+            log.error("job's forge is not configured", extra={"forge": claim.job.forge})
+            rt.store.finish(claim, lease.owner, Outcome.FORGE_ERROR.value, failed=True)
+            return
+        _run_attempt(rt, lease, forge)
 
 
-def _run_attempt(rt: Runtime, lease: Lease) -> None:
+def _run_attempt(rt: Runtime, lease: Lease, forge: Forge) -> None:
     rec = Recorder(rt.store, lease, time.monotonic() + rt.policy.limits.job_timeout_s,
-                   rt.metrics)
+                   rt.metrics, forge, _max_iterations(rt))
     job = lease.claim.job
     report: Report
     prepared: Prepared | None = None
@@ -220,11 +247,7 @@ def _failure_report(rec: Recorder, exc: Exception) -> Report:
 
 def _close(rt: Runtime, rec: Recorder, report: Report) -> None:
     job = rec.lease.claim.job
-    try:
-        rt.forges[job.forge].comment(job.repo, job.issue_number, finished_comment(report))
-        rec.event("comment.finished", outcome=report.outcome.value)
-    except ForgeError as exc:
-        rec.event("comment.failed", error=str(exc))
+    rec.show(final=report)
     rt.store.finish(rec.lease.claim, rec.lease.owner, report.outcome.value,
                     failed=report.outcome.failed)
     rt.metrics.jobs_finished.labels(report.outcome.value).inc()
@@ -235,14 +258,8 @@ def _close(rt: Runtime, rec: Recorder, report: Report) -> None:
 
 
 def _prepare(rt: Runtime, rec: Recorder) -> Prepared:
-    job, claim = rec.lease.claim.job, rec.lease.claim
-    forge = rt.forges.get(job.forge)
-    if forge is None:
-        raise ForgeError(f"forge '{job.forge}' is not configured")
+    job, claim, forge = rec.lease.claim.job, rec.lease.claim, rec.forge
     issue = forge.get_issue(job.repo, job.issue_number)
-    if not rt.store.has_event(job.id, "comment.started"):
-        forge.comment(job.repo, job.issue_number, started_comment(job.id, claim.attempt_number))
-        rec.event("comment.started")
     branch = job.branch or gitops.branch_name(
         rt.policy.publish.branch_prefix, job.issue_number, issue.title)
     rt.store.update_job(job.id, branch=branch)
@@ -290,9 +307,13 @@ def _provider(rt: Runtime) -> Any:
                          model=llm.model, api_key=llm.api_key)
 
 
+def _max_iterations(rt: Runtime) -> int:
+    return min(rt.settings.agent.max_iterations, rt.policy.limits.max_iterations)
+
+
 def _implement(rt: Runtime, rec: Recorder, prepared: Prepared) -> AgentResult:
     settings = AgentSettings(
-        max_iterations=min(rt.settings.agent.max_iterations, rt.policy.limits.max_iterations),
+        max_iterations=_max_iterations(rt),
         test_cmd=list(rt.settings.sandbox.test_command),
         test_timeout_s=rt.policy.limits.test_timeout_s,
         max_tokens=rt.settings.llm.max_tokens, temperature=rt.settings.llm.temperature,

@@ -92,6 +92,9 @@ def test_killed_during_a_job_resumes_with_one_pull_request(tmp_path, transcripts
     view = store.get_job(job.id)
     assert (view.state, view.outcome) == ("done", "submitted"), log.read_text()[-3000:]
     assert len(admin.list_pulls(settings.local_root, REPO_NAME)) == 1
+    _, _, comments = admin.show_issue(settings.local_root, REPO_NAME, number)
+    assert len(comments) == 1  # one status comment, edited by both attempts
+    assert "attempt 2" in comments[0][1] and "outcome `submitted`" in comments[0][1]
     attempts = [e for e in store.events(job.id) if e["kind"] == "attempt.started"]
     assert len(attempts) == 2
     assert any(e["kind"] == "job.requeued" for e in store.events(job.id))

@@ -32,9 +32,11 @@ def test_labelled_issue_becomes_a_tested_pull_request(live_factory, transcripts)
     # 4 tests of the example plus the 2 the model added, run inside the container.
     assert "6 passed, 0 failed" in body
     assert "Closes #1." in body and "policy: ok" in body and "secret scan: ok" in body
-    started, finished = live.comments(1)
-    assert f"job {job.id}" in started
-    assert "outcome `submitted`" in finished and "6 passed" in finished
+    # One status comment per job, edited in place: every stage ticked, then the outcome.
+    [status] = live.comments(1)
+    assert f"job {job.id}, attempt 1" in status
+    assert status.count("- [x]") == 5 and "- [ ]" not in status
+    assert "outcome `submitted`" in status and "6 passed" in status
     events = live.service.store.events(job.id)
     finished_stages = [e["data"]["stage"] for e in events if e["kind"] == "stage.finished"]
     assert finished_stages == ["prepare", "implement", "verify", "publish"]

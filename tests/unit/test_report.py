@@ -1,0 +1,46 @@
+"""The texts the bot writes on the forge: pure functions over values."""
+
+from bot.pipeline.outcomes import Outcome
+from bot.pipeline.report import (
+    FileChange,
+    Report,
+    Status,
+    pull_body,
+    status_comment,
+    status_marker,
+)
+from bot.sandbox.base import TestCounts
+
+
+def report(**kw):
+    base = dict(job_id=4, attempt=2, issue_number=9, issue_title="Add farewell",
+                outcome=Outcome.SUBMITTED)
+    return Report(**{**base, **kw})
+
+
+def test_status_shows_the_stage_under_way_and_the_iteration():
+    text = status_comment(Status(4, 2, current="implement", done=("prepare",), iteration=(2, 3)))
+    assert status_marker(4) in text
+    assert "- [x] Preparing" in text
+    assert "sandbox (iteration 2 of 3)** ⏳" in text
+    assert "- [ ] Verifying" in text
+
+
+def test_final_status_names_the_outcome_and_why():
+    final = report(outcome=Outcome.POLICY_BLOCKED,
+                   gate_lines=["paths.deny: .github/x.yml: matches '.github/**'",
+                               "secret scan: ok"])
+    text = status_comment(Status(4, 2, done=("prepare", "implement", "verify"), final=final))
+    assert "outcome `policy_blocked`" in text
+    assert "paths.deny: .github/x.yml" in text
+    assert "secret scan: ok" not in text.split("Why:")[1]
+
+
+def test_pull_body_carries_tests_gates_and_a_draft_note():
+    body = pull_body(report(outcome=Outcome.TESTS_FAILED,
+                            files=[FileChange("a.py", 3, 1)],
+                            tests=TestCounts(passed=4, failed=1, failures=("t::x: boom",)),
+                            gate_lines=["policy: ok", "secret scan: ok"]))
+    assert "Closes #9." in body and "`a.py` (+3 -1)" in body
+    assert "4 passed, 1 failed" in body and "`t::x: boom`" in body
+    assert "**Draft:**" in body and "Outcome: `tests_failed`" in body
