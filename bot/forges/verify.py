@@ -38,6 +38,15 @@ def verify_hmac_sha256(
     return hmac.compare_digest(given.lower(), sign_sha256(secret, body))
 
 
+def verify_token(secret: str | None, given: str | None) -> bool:
+    """For forges that send the secret itself (GitLab's ``X-Gitlab-Token``): True only when
+    both are non-empty and equal, compared in constant time as UTF-8 bytes (compare_digest
+    rejects non-ASCII ``str``). No secret configured means False: fail closed."""
+    if not secret or not given:
+        return False
+    return hmac.compare_digest(given.encode("utf-8"), secret.encode("utf-8"))
+
+
 def get_header(headers: Mapping[str, str], name: str) -> str | None:
     """The value of header ``name``, whatever the case of the stored keys; None if absent.
 
