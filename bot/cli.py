@@ -328,5 +328,41 @@ def local_show_pull(ctx: click.Context, repo: str, number: int) -> None:
     click.echo(diff)
 
 
+
+# specs ------------------------------------------------------------------------------------
+
+
+@main.group()
+def spec() -> None:
+    """Specs under specs/: check them and show what the bot understood."""
+
+
+@spec.command("lint")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def spec_lint(paths: tuple[Path, ...]) -> None:
+    """Check specs (files or folders; default: specs/). Exit 1 on any error."""
+    from bot.specs import lint_paths
+
+    errors = lint_paths(list(paths) or [Path("specs")])
+    for error in errors:
+        click.echo(str(error))  # path:line: message, one per line, for editors and CI
+    if errors:
+        click.echo(f"forgebot: {len(errors)} spec error(s)", err=True)
+        sys.exit(1)
+
+
+@spec.command("show")
+@click.argument("path", type=click.Path(path_type=Path))
+def spec_show(path: Path) -> None:
+    """Print a spec as the bot understood it: id, status, owner, criteria, scenarios."""
+    from bot.specs import InvalidSpec, read_spec, render_spec
+
+    try:
+        click.echo(render_spec(read_spec(path)), nl=False)
+    except InvalidSpec as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        sys.exit(1)
+
 if __name__ == "__main__":
     main()

@@ -8,7 +8,8 @@
     ├── SandboxError         the sandbox could not start or run (``retryable`` says)
     ├── ModelError           the LLM provider failed or answered nonsense
     ├── EditFormatError      a model reply that does not parse or apply (fed back to the model)
-    └── PolicyError          a policy file that does not load (no retry)
+    ├── PolicyError          a policy file that does not load (no retry)
+    └── InvalidSpec          (bot.specs) a spec that does not parse; ``.errors`` has file:line
 
 Library errors (docker, requests, sqlalchemy, git) are re-raised as one of these with
 ``from exc`` at the adapter boundary, so nothing above an adapter sees them.

@@ -76,10 +76,11 @@ def build_service(settings: Settings, *, receive: bool = True) -> Service:
     """Open the store (migrating it), build forges, sandbox, policy and the app."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.store_url)
-    forges = build_forges(settings)
+    policy = load_policy(settings.policy_path)
+    forges = build_forges(settings, policy.trigger.labels)
     metrics = Metrics(store)
     runtime = Runtime(settings=settings, store=store, forges=forges, sandbox=DockerSandbox(),
-                      policy=load_policy(settings.policy_path), metrics=metrics)
+                      policy=policy, metrics=metrics)
 
     def run(lease: Lease) -> None:
         run_job(runtime, lease)

@@ -59,3 +59,16 @@ def test_local_commands_and_an_unreachable_receiver(tmp_path):
     assert shown.exit_code == 0 and "Hi" in shown.output
     assert "has no pull requests" in run(env, "local", "pulls", "--repo", "acme/hello").output
     assert run(env, "local", "show-pull", "--repo", "acme/hello", "7").exit_code == 2
+
+
+def test_spec_lint_and_show(tmp_path):
+    example = REPO / "examples" / "hello-service" / "specs" / "greeting.md"
+    clean = run({}, "spec", "lint", str(example))
+    assert clean.exit_code == 0 and clean.output == ""
+    bad = tmp_path / "bad.md"
+    bad.write_text("---\nid: bad\nowner: ada\ncolour: red\n---\n# Bad\n\n## Acceptance\n\n- one\n")
+    linted = run({}, "spec", "lint", str(bad))
+    assert linted.exit_code == 1
+    assert f"{bad}:" in linted.output and "colour" in linted.output
+    shown = run({}, "spec", "show", str(example))
+    assert shown.exit_code == 0 and "greeting#greet-name" in shown.output

@@ -1,0 +1,279 @@
+"""GitLab's webhooks: check ``X-Gitlab-Token`` and normalise four kinds of delivery.
+
+Headers (FORGES.md §2.1): ``X-Gitlab-Event`` (``Issue Hook``, ``Note Hook``, ``Push Hook``,
+``Merge Request Hook``, ...), ``X-Gitlab-Token`` (the configured secret, verbatim: GitLab
+signs nothing by default), and up to three ids: ``Idempotency-Key`` (17.4+, the same on a
+retry), ``X-Gitlab-Event-UUID`` (14.8+) and ``X-Gitlab-Webhook-UUID`` (16.2+).
+
+Normalised by table: ``(X-Gitlab-Event, action)`` → one small function; every other
+delivery is ``None``. The project is ``project.path_with_namespace`` in every event.
+Confidential issues and notes are deliberately ignored: implementing one would copy its
+text into a merge request that anyone who can read the project sees.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from bot.errors import ForgeError
+from bot.events import (
+    CommentCreated,
+    Event,
+    IssueLabeled,
+    PullClosed,
+    Pushed,
+    Repo,
+    ReviewSubmitted,
+)
+from bot.forges.verify import get_header, verify_token
+
+FORGE = "gitlab"
+EVENT_HEADER = "X-Gitlab-Event"
+TOKEN_HEADER = "X-Gitlab-Token"  # noqa: S105 - a header name, not a secret
+# In order of preference: only Idempotency-Key survives a retry of the same delivery.
+DELIVERY_HEADERS = ("Idempotency-Key", "X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID")
+
+_NO_COMMIT = "0" * 40  # ``after`` of a push that deleted the branch
+
+
+def verify(secret: str | None, headers: Mapping[str, str]) -> bool:
+    """True when ``X-Gitlab-Token`` equals ``secret`` (constant time, fail-closed).
+
+    GitLab sends the secret itself, not an HMAC of the body, so the body plays no part.
+    """
+    return verify_token(secret, get_header(headers, TOKEN_HEADER))
+
+
+def delivery_id(headers: Mapping[str, str]) -> str | None:
+    """``Idempotency-Key``, else ``X-Gitlab-Event-UUID``, else ``X-Gitlab-Webhook-UUID``."""
+    for name in DELIVERY_HEADERS:
+        value = get_header(headers, name)
+        if value:
+            return value
+    return None
+
+
+def event_kind(headers: Mapping[str, str]) -> str:
+    """The ``X-Gitlab-Event`` name (``Push Hook``, ...), or ``""``."""
+    return get_header(headers, EVENT_HEADER) or ""
+
+
+def parse(
+    headers: Mapping[str, str], body: bytes, trigger_labels: Collection[str] = ()
+) -> Event | None:
+    """The normalised event, or None for a delivery that starts nothing.
+
+    An Issue Hook can add several labels at once, but an ``IssueLabeled`` names one: the
+    first added label that is in ``trigger_labels``, else the first added label (in
+    GitLab's order). ``labels`` always holds every current label.
+
+    Raises ``ForgeError`` when the body is not a JSON object, or when a delivery the bot
+    handles misses a field it needs (the message names the field).
+    """
+    events = parse_all(headers, body)
+    for event in events:
+        if isinstance(event, IssueLabeled) and event.label in trigger_labels:
+            return event
+    return events[0] if events else None
+
+
+def parse_all(headers: Mapping[str, str], body: bytes) -> list[Event]:
+    """Every event in the delivery: one ``IssueLabeled`` per added label, else at most one."""
+    kind = event_kind(headers)
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ForgeError(f"gitlab webhook '{kind}': the body is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise ForgeError(f"gitlab webhook '{kind}': the body is not a JSON object")
+    fields = _Fields(payload, kind)
+    action = fields.text("object_attributes.action", optional=True)
+    handler = _HANDLERS.get((kind, action)) or _HANDLERS.get((kind, "*"))
+    return handler(fields) if handler else []
+
+
+class _Fields:
+    """Typed access to a payload by dotted path; a missing or mistyped field is a ForgeError."""
+
+    def __init__(self, payload: dict[str, Any], kind: str) -> None:
+        self._payload = payload
+        self._kind = kind
+
+    def find(self, path: str) -> object | None:
+        """The value at ``path``, or None when any step is absent or null."""
+        node: object = self._payload
+        for key in path.split("."):
+            if not isinstance(node, dict):
+                return None
+            node = node.get(key)
+        return node
+
+    def text(self, path: str, *, optional: bool = False) -> str:
+        value = self.find(path)
+        if value is None and optional:
+            return ""  # GitLab sends null for an empty description
+        if not isinstance(value, str):
+            raise self.error(path)
+        return value
+
+    def integer(self, path: str) -> int:
+        value = self.find(path)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(path)
+        return value
+
+    def optional_integer(self, path: str) -> int | None:
+        return None if self.find(path) is None else self.integer(path)
+
+    def items(self, path: str) -> list[dict[str, Any]]:
+        value = self.find(path)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            raise self.error(path)
+        return value
+
+    def strings(self, item: dict[str, Any], key: str, path: str) -> tuple[str, ...]:
+        value = item.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise self.error(f"{path}.{key}")
+        return tuple(value)
+
+    def titles(self, path: str) -> tuple[str, ...]:
+        """The ``title`` of each label object at ``path`` (GitLab labels have no ``name``)."""
+        names = []
+        for index, label in enumerate(self.items(path)):
+            title = label.get("title")
+            if not isinstance(title, str):
+                raise self.error(f"{path}[{index}].title")
+            names.append(title)
+        return tuple(names)
+
+    def error(self, path: str) -> ForgeError:
+        action = self.find("object_attributes.action") or ""
+        where = f"{self._kind}/{action}" if action else self._kind
+        return ForgeError(f"gitlab webhook '{where}': missing or invalid field {path}")
+
+
+def _repo(fields: _Fields) -> Repo:
+    return Repo(
+        forge=FORGE,
+        full_name=fields.text("project.path_with_namespace"),
+        default_branch=fields.text("project.default_branch", optional=True) or "main",
+    )
+
+
+def _labeled(fields: _Fields) -> list[Event]:
+    """An Issue Hook whose ``changes.labels`` gained labels: one event per added label."""
+    if fields.find("changes.labels") is None:
+        return []  # a title, description or assignee edit
+    if fields.find("object_attributes.confidential") is True:
+        return []
+    if fields.text("object_attributes.state", optional=True) == "closed":
+        return []  # labels tidied on a closed issue start no work
+    previous = set(fields.titles("changes.labels.previous"))
+    current = fields.titles("changes.labels.current")
+    added = [title for title in current if title not in previous]
+    if not added:
+        return []  # only removals
+    repo = _repo(fields)
+    number = fields.integer("object_attributes.iid")  # iid: the number people see; id is global
+    title = fields.text("object_attributes.title")
+    body = fields.text("object_attributes.description", optional=True)
+    sender = fields.text("user.username")  # the actor; the author is only a numeric id here
+    return [
+        IssueLabeled(repo=repo, number=number, title=title, body=body, label=label,
+                     sender=sender, labels=current)
+        for label in added
+    ]
+
+
+def _note(fields: _Fields) -> list[Event]:
+    """A Note Hook on a merge request or an issue; commit and snippet notes start nothing."""
+    if fields.find("object_attributes.system") is True:
+        return []  # GitLab's own "added label ~x" notes
+    if fields.text("object_attributes.action", optional=True) not in ("", "create"):
+        return []  # 16.11+ also sends edits ("update"); older versions send no action
+    noteable = fields.text("object_attributes.noteable_type")
+    if noteable == "MergeRequest":
+        number, is_pull = fields.integer("merge_request.iid"), True
+    elif noteable == "Issue":
+        if fields.find("issue.confidential") is True:
+            return []
+        number, is_pull = fields.integer("issue.iid"), False
+    else:
+        return []
+    return [CommentCreated(
+        repo=_repo(fields),
+        number=number,
+        body=fields.text("object_attributes.note", optional=True),
+        author=fields.text("user.username"),
+        is_pull=is_pull,
+        comment_id=fields.optional_integer("object_attributes.id"),
+    )]
+
+
+def _union(fields: _Fields, commits: list[dict[str, Any]], key: str) -> tuple[str, ...]:
+    paths: dict[str, None] = {}  # ordered set: first appearance wins
+    for index, commit in enumerate(commits):
+        paths.update(dict.fromkeys(fields.strings(commit, key, f"commits[{index}]")))
+    return tuple(paths)
+
+
+def _pushed(fields: _Fields) -> list[Event]:
+    """A Push Hook. GitLab lists at most 20 commits; ``total_commits_count`` is the truth."""
+    after = fields.text("after")
+    if after == _NO_COMMIT:
+        return []  # a deleted branch has no content to read
+    commits = fields.items("commits")
+    total = fields.optional_integer("total_commits_count")
+    return [Pushed(
+        repo=_repo(fields),
+        ref=fields.text("ref"),
+        before=fields.text("before"),
+        after=after,
+        pusher=fields.text("user_username"),
+        added=_union(fields, commits, "added"),
+        modified=_union(fields, commits, "modified"),
+        removed=_union(fields, commits, "removed"),
+        # With more than 20 commits the lists miss the older ones: ask the compare API.
+        complete=total is None or total <= len(commits),
+    )]
+
+
+def _pull_closed(fields: _Fields) -> list[Event]:
+    """A Merge Request Hook ``merge`` (merged) or ``close`` (closed without merging)."""
+    return [PullClosed(
+        repo=_repo(fields),
+        number=fields.integer("object_attributes.iid"),
+        head=fields.text("object_attributes.source_branch"),
+        merged=fields.text("object_attributes.action") == "merge",
+        sender=fields.text("user.username"),
+    )]
+
+
+def _approved(fields: _Fields) -> list[Event]:
+    """GitLab has no review event. ``approved`` fires once the merge request has every
+    approval it needs; the per-user ``approval`` is not used, so one approval by one
+    reviewer does not count twice."""
+    return [ReviewSubmitted(
+        repo=_repo(fields),
+        number=fields.integer("object_attributes.iid"),
+        state="approved",
+        body="",
+        author=fields.text("user.username"),
+    )]
+
+
+# (X-Gitlab-Event, object_attributes.action) -> handler; "*" matches any action (a push has
+# none). Confidential hooks, tag pushes, system hooks and every other pair start nothing.
+_HANDLERS: dict[tuple[str, str], Callable[[_Fields], list[Event]]] = {
+    ("Issue Hook", "*"): _labeled,
+    ("Note Hook", "*"): _note,
+    ("Push Hook", "*"): _pushed,
+    ("Merge Request Hook", "merge"): _pull_closed,
+    ("Merge Request Hook", "close"): _pull_closed,
+    ("Merge Request Hook", "approved"): _approved,
+}
