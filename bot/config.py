@@ -16,9 +16,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.errors import ConfigError
+from bot.sandbox.options import DockerOptions
 
 ENV_PREFIX = "FORGEBOT_"
 CONFIG_ENV = "FORGEBOT_CONFIG"
+# Variables of forgebot's own tests, benchmarks and scripts: not settings.
+_NOT_SETTINGS = ("FORGEBOT_TEST_", "FORGEBOT_BENCH_", "FORGEBOT_PG_", "FORGEBOT_ALLOW_SKIP",
+                 "FORGEBOT_WHEEL_CACHE")
 
 
 class _Strict(BaseModel):
@@ -102,17 +106,38 @@ class AgentSettings(_Strict):
     context_budget_chars: int = Field(default=12000, ge=1000)
 
 
+class KubernetesSandboxSettings(_Strict):
+    """Sandboxes as Pods (``sandbox.backend: kubernetes``); see docs/sandbox.md."""
+
+    namespace: str = ""  # required with this backend: the workers' own namespace
+    kubeconfig: Path | None = None  # empty: in-cluster credentials, else ~/.kube/config
+    context: str | None = None
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    runtime_class: str | None = None  # e.g. gVisor's "gvisor", where the cluster has it
+    workspace_medium: Literal["Memory", ""] = "Memory"
+    session_deadline_s: int = Field(default=3600, ge=60)  # above the policy's job timeout
+    start_timeout_s: float = Field(default=120.0, gt=0)
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    manage_network_policy: bool = True
+
+
 class SandboxSettings(_Strict):
-    backend: Literal["docker"] = "docker"
-    image: str = "forgebot-runner-python:1"
+    backend: Literal["docker", "kubernetes"] = "docker"
+    kubernetes: KubernetesSandboxSettings = KubernetesSandboxSettings()
+    # The runner images, by toolchain: the allow-list a repository's `.forgebot.yml` may pick
+    # from. Which one a job uses is detected from the repository's files.
+    images: dict[str, str] = {
+        "python": "forgebot-runner-python:1",
+        "node": "forgebot-runner-node:1",
+        "go": "forgebot-runner-go:1",
+    }
     memory_mb: int = Field(default=1024, ge=64)
     cpus: float = Field(default=1.0, gt=0)
     pids: int = Field(default=256, ge=16)
     workspace_mb: int = Field(default=256, ge=16)
-    # The sandbox reads the JUnit report from $FORGEBOT_JUNIT, so the command writes it there.
-    test_command: list[str] = [
-        "sh", "-c", 'exec python3 -m pytest -q -p no:cacheprovider --junitxml="$FORGEBOT_JUNIT"',
-    ]
+    # Allow-listed Docker options (a runtime, a seccomp profile, ...), never raw engine options.
+    # bot.sandbox.options is a leaf module (pydantic only), so settings may hold its model.
+    docker: DockerOptions = DockerOptions()
 
 
 class GitSettings(_Strict):
@@ -137,6 +162,9 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _check_provider(self) -> Settings:
+        if self.sandbox.backend == "kubernetes" and not self.sandbox.kubernetes.namespace:
+            raise ValueError("sandbox.kubernetes.namespace is required with the kubernetes "
+                             "backend")
         if self.llm.provider == "replay" and self.llm.transcript is None:
             raise ValueError("llm.transcript is required when llm.provider is 'replay'")
         if self.llm.provider == "openai" and not (self.llm.base_url and self.llm.model):
@@ -214,7 +242,7 @@ def _overlay_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]
     """Write FORGEBOT_A__B=v into data["a"]["b"]; returns {dotted key: variable name}."""
     seen: dict[str, str] = {}
     for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV or name.startswith(_NOT_SETTINGS):
             continue
         parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
         if not parts:
@@ -236,7 +264,7 @@ def _scalar(raw: str) -> Any:
     except yaml.YAMLError:
         return raw
     # A bare word like "on" or a path stays text unless YAML reads it as a plain scalar.
-    return value if isinstance(value, str | int | float | bool | list) else raw
+    return value if isinstance(value, str | int | float | bool | list | dict) else raw
 
 
 def _describe(exc: ValidationError, path: Path | None, env_keys: Mapping[str, str]) -> str:

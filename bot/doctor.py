@@ -25,7 +25,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     s = settings
     yield Check("configured", True,
                 f"data {s.data_dir}, llm {s.llm.provider}, sandbox {s.sandbox.backend} "
-                f"({s.sandbox.image}, {s.sandbox.memory_mb} MB, {s.sandbox.cpus} CPU, "
+                f"({s.sandbox.memory_mb} MB, {s.sandbox.cpus} CPU, "
                 f"{s.sandbox.pids} pids), {s.scheduler.concurrency} concurrent job(s), "
                 f"listening on {s.web.host}:{s.web.port}")
     checks: list[Callable[[Settings], Check]] = [
@@ -46,7 +46,7 @@ def _git(_settings: Settings) -> Check:
     return Check("git", out.returncode == 0, out.stdout.strip())
 
 
-def _docker(_settings: Settings) -> Check:
+def _docker(settings: Settings) -> Check:
     import docker
     from docker.errors import DockerException
 
@@ -56,8 +56,10 @@ def _docker(_settings: Settings) -> Check:
     except DockerException as exc:
         return Check("docker engine", False, str(exc).splitlines()[0][:200],
                      "start the engine: scripts/ensure-docker.sh (or `dockerd &`)")
-    return Check("docker engine", True, f"Docker {version}; sandboxes: no network, read-only "
-                 "root, all capabilities dropped, no-new-privileges, uid 1000")
+    from bot.sandbox.docker import DockerSandbox
+
+    hardening = DockerSandbox(client, settings.sandbox.docker).hardening()
+    return Check("docker engine", True, f"Docker {version}; sandboxes: " + "; ".join(hardening))
 
 
 def _runner_image(settings: Settings) -> Check:
@@ -67,12 +69,14 @@ def _runner_image(settings: Settings) -> Check:
     from bot.sandbox.docker import image_status
 
     try:
-        problem = image_status(docker.from_env(timeout=5), settings.sandbox.image)
+        client = docker.from_env(timeout=5)
     except DockerException as exc:
-        return Check("runner image", False, str(exc)[:200], "start the Docker engine first")
-    if problem:
-        return Check("runner image", False, problem, "make runner-image")
-    return Check("runner image", True, settings.sandbox.image)
+        return Check("runner images", False, str(exc)[:200], "start the Docker engine first")
+    images = settings.sandbox.images
+    problems = [p for p in (image_status(client, ref) for ref in images.values()) if p]
+    if problems:
+        return Check("runner images", False, "; ".join(problems), "make runner-images")
+    return Check("runner images", True, ", ".join(images.values()))
 
 
 def _store(settings: Settings) -> Check:

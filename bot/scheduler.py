@@ -12,17 +12,16 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.config import Settings
-from bot.forges.base import Forge
 from bot.metrics import Metrics
 from bot.pipeline.lease import Lease
-from bot.pipeline.planner import plan_pending
+from bot.pipeline.planner import Planner
 from bot.store import Store
 from bot.store.models import utcnow
 
@@ -62,14 +61,12 @@ class Dispatcher:
     """Claims and runs jobs within ``settings.scheduler.concurrency``."""
 
     def __init__(
-        self, store: Store, forges: Mapping[str, Forge], settings: Settings, run_job: RunJob,
-        *, trigger_labels: Collection[str], owner: str | None = None,
-        metrics: Metrics | None = None,
+        self, store: Store, planner: Planner, settings: Settings, run_job: RunJob,
+        *, owner: str | None = None, metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.planner = planner
         self.metrics = metrics
-        self.trigger_labels = tuple(trigger_labels)  # from the bot-wide policy
-        self.forges = forges
         self.settings = settings
         self.run_job = run_job
         self.owner = owner or make_owner()
@@ -103,7 +100,7 @@ class Dispatcher:
             self._tick_lock.release()
 
     def _round(self) -> list[Lease]:
-        plan_pending(self.store, self.forges, self.trigger_labels, self.metrics)
+        self.planner.plan_pending(self.owner)
         self.store.recover(lambda o: owner_is_dead(o, self.owner),
                            self.settings.scheduler.max_attempts)
         started = []

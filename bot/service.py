@@ -14,11 +14,14 @@ from bot.forges import build_forges
 from bot.forges.base import Forge
 from bot.metrics import Metrics
 from bot.pipeline.lease import Lease
+from bot.pipeline.planner import Planner
 from bot.pipeline.run import Runtime, run_job
 from bot.policy.load import load_policy
-from bot.sandbox.docker import OWNER_LABEL, DockerSandbox, reap_orphans, sandbox_owners
+from bot.sandbox.base import Sandbox
+from bot.sandbox.docker import OWNER_LABEL, DockerSandbox
 from bot.scheduler import Dispatcher, owner_is_dead
 from bot.store import Store, open_store
+from bot.store.notify import WorkListener
 from bot.web import create_app
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ class Service:
     dispatcher: Dispatcher
     app: Flask
     _ready: threading.Event
+    _listener: WorkListener | None = None
 
     def start(self, *, work: bool = True, schedule: bool = True) -> None:
         """For a process that runs jobs (``work``): remove orphaned sandboxes and requeue the
@@ -42,6 +46,9 @@ class Service:
             self._recover()
         if work and schedule:
             self.dispatcher.start()
+            # PostgreSQL: a receiver in another process wakes us at once (no-op on SQLite).
+            self._listener = WorkListener(self.settings.store_url, self.dispatcher.wake)
+            self._listener.start(timeout=5)
         self._ready.set()
 
     def _recover(self) -> None:
@@ -59,17 +66,36 @@ class Service:
     def reap(self) -> int:
         """Remove sandboxes of dead workers on this host, and any older than the longest job
         (another worker's live sessions are younger than that)."""
-        client = self.runtime.sandbox.client
-        removed = reap_orphans(client, self.runtime.policy.limits.job_timeout_s + 60)
-        for owner in sandbox_owners(client):
+        sandbox = self.runtime.sandbox
+        removed = sandbox.reap_orphans(self.runtime.policy.limits.job_timeout_s + 60)
+        for owner in sandbox.sandbox_owners():
             if self.owner_dead(owner):
-                removed += reap_orphans(client, 0, labels={OWNER_LABEL: owner})
+                removed += sandbox.reap_orphans(0, labels={OWNER_LABEL: owner})
         if removed:
             log.info("removed orphaned sandboxes", extra={"count": removed})
         return removed
 
     def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
         self.dispatcher.stop(wait=True)
+
+
+def make_sandbox(settings: Settings) -> Sandbox:
+    """The configured sandbox backend. Kubernetes is imported only when it is configured (the
+    client is slow to import and needs a cluster)."""
+    if settings.sandbox.backend == "kubernetes":
+        from bot.sandbox.kubernetes import KubernetesOptions, kubernetes_sandbox_from_config
+
+        k = settings.sandbox.kubernetes
+        options = KubernetesOptions(
+            image_pull_policy=k.image_pull_policy, runtime_class=k.runtime_class,
+            workspace_medium=k.workspace_medium, session_deadline_s=k.session_deadline_s,
+            start_timeout_s=k.start_timeout_s, request_timeout_s=k.request_timeout_s,
+            manage_network_policy=k.manage_network_policy)
+        return kubernetes_sandbox_from_config(k.namespace, kubeconfig=k.kubeconfig,
+                                              context=k.context, options=options)
+    return DockerSandbox(options=settings.sandbox.docker)
 
 
 def build_service(settings: Settings, *, receive: bool = True) -> Service:
@@ -79,14 +105,15 @@ def build_service(settings: Settings, *, receive: bool = True) -> Service:
     policy = load_policy(settings.policy_path)
     forges = build_forges(settings, policy.trigger.labels)
     metrics = Metrics(store)
-    runtime = Runtime(settings=settings, store=store, forges=forges, sandbox=DockerSandbox(),
+    sandbox = make_sandbox(settings)
+    runtime = Runtime(settings=settings, store=store, forges=forges, sandbox=sandbox,
                       policy=policy, metrics=metrics)
 
     def run(lease: Lease) -> None:
         run_job(runtime, lease)
 
-    dispatcher = Dispatcher(store, forges, settings, run, metrics=metrics,
-                            trigger_labels=runtime.policy.trigger.labels)
+    planner = Planner(store, forges, policy, settings.bot_user, metrics)
+    dispatcher = Dispatcher(store, planner, settings, run, metrics=metrics)
     ready = threading.Event()
     app = create_app(store, forges, wake=dispatcher.wake, ready=ready.is_set,
                      max_body_bytes=settings.web.max_body_bytes, receive=receive,

@@ -18,14 +18,22 @@ FIXTURES = REPO / "tests" / "fixtures"
 SECRET = "test-webhook-secret"
 
 
+def with_local_repo(settings: Settings) -> Settings:
+    """Create acme/hello on the settings' local forge: the repository the payloads name."""
+    from bot.forges.local import admin
+
+    admin.init_repo(settings.local_root, "acme/hello", REPO / "examples" / "hello-service")
+    return settings
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(None, environ={
+    return with_local_repo(load_settings(None, environ={
         "FORGEBOT_DATA_DIR": str(tmp_path / "data"),
         "FORGEBOT_FORGES__LOCAL__SECRET": SECRET,
         "FORGEBOT_LLM__PROVIDER": "replay",
         "FORGEBOT_LLM__TRANSCRIPT": str(FIXTURES / "transcripts" / "add_farewell.yaml"),
-    })
+    }))
 
 
 @pytest.fixture

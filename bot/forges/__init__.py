@@ -25,6 +25,10 @@ def build_forges(settings: Settings, trigger_labels: Collection[str] = ()) -> di
     register("local", LocalForge(settings.local_root, settings.forges.local.secret,
                                  bot_user=settings.bot_user))
     hosted = settings.forges
+    if hosted.github.enabled:
+        from bot.forges.github import GitHubForge
+
+        register("github", GitHubForge(hosted.github, hosted.github.bot_user or settings.bot_user))
     if hosted.gitlab.enabled:
         from bot.forges.gitlab import GitLabForge
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from bot.errors import ForgebotError
+
 
 class Outcome(StrEnum):
     SUBMITTED = "submitted"  # pull request opened, tests pass
@@ -17,9 +19,21 @@ class Outcome(StrEnum):
     FORGE_ERROR = "forge_error"  # the forge or git refused
     WORKER_LOST = "worker_lost"  # the worker died too many times
     INTERNAL_ERROR = "internal_error"  # a bug in forgebot; the log has the traceback
+    CONFIG_ERROR = "config_error"  # the repository's .forgebot.yml does not load
+    NO_TOOLCHAIN = "no_toolchain"  # nothing says how to test the repository
+    SETUP_FAILED = "setup_failed"  # installing the repository's dependencies failed
     CANCELLED = "cancelled"
 
     @property
     def failed(self) -> bool:
         """True when the job did not publish a pull request."""
         return self not in (Outcome.SUBMITTED, Outcome.TESTS_FAILED)
+
+
+class JobStopped(ForgebotError):
+    """A stage ends the job early with a named outcome and a message for the issue."""
+
+    def __init__(self, outcome: Outcome, detail: str) -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+        self.detail = detail

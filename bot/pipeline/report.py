@@ -145,6 +145,9 @@ _EXPLAIN = {
     Outcome.FORGE_ERROR: "could not talk to the forge or push the branch",
     Outcome.WORKER_LOST: "lost its worker too many times",
     Outcome.INTERNAL_ERROR: "hit an internal error (the operator's log has the details)",
+    Outcome.CONFIG_ERROR: "could not use this repository's `.forgebot.yml`",
+    Outcome.NO_TOOLCHAIN: "does not know how to run this repository's tests",
+    Outcome.SETUP_FAILED: "could not install this repository's dependencies",
     Outcome.CANCELLED: "was cancelled",
 }
 

@@ -8,6 +8,7 @@ tests run again in a fresh sandbox, and only that copy is committed and pushed.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import threading
 import time
@@ -32,7 +33,8 @@ from bot.forges.base import Forge, Issue, NewPull
 from bot.logs import job_context
 from bot.metrics import Metrics
 from bot.pipeline.lease import Lease
-from bot.pipeline.outcomes import Outcome
+from bot.pipeline.outcomes import JobStopped, Outcome
+from bot.pipeline.repo_setup import RepoSetup, read_repo_setup
 from bot.pipeline.report import (
     FileChange,
     Report,
@@ -45,8 +47,8 @@ from bot.pipeline.report import (
 from bot.policy.changeset import ChangeSet, DiffError, parse_diff
 from bot.policy.evaluate import Violation, evaluate
 from bot.policy.model import Policy
-from bot.sandbox.base import Limits, Result
-from bot.sandbox.docker import OWNER_LABEL, DockerSandbox
+from bot.sandbox.base import Limits, Result, Sandbox, SetupSnapshots
+from bot.sandbox.docker import OWNER_LABEL
 from bot.sandbox.tarball import tar_directory
 from bot.secret_scan import Finding, scan_changes
 from bot.store import Store
@@ -78,7 +80,7 @@ class Runtime:
     settings: Settings
     store: Store
     forges: Mapping[str, Forge]
-    sandbox: DockerSandbox
+    sandbox: Sandbox
     policy: Policy
     metrics: Metrics = field(default_factory=Metrics)
     _repo_locks: dict[str, threading.Lock] = field(default_factory=dict)
@@ -179,6 +181,19 @@ class Prepared:
     agent_dir: Path
     base_sha: str
     attempt_root: Path
+    setup: RepoSetup | None = None  # the job's policy and toolchain, once read
+    image: str = ""  # what sessions start from: the setup snapshot, or the runner image
+    snapshot: str | None = None  # the setup snapshot to remove at the end
+
+    @property
+    def policy(self) -> Policy:
+        assert self.setup is not None, "read after prepare"
+        return self.setup.policy
+
+    @property
+    def test_cmd(self) -> list[str]:
+        assert self.setup is not None, "read after prepare"
+        return list(self.setup.toolchain.test)
 
 
 @dataclass
@@ -204,7 +219,8 @@ def run_job(rt: Runtime, lease: Lease) -> None:
 
 
 def _run_attempt(rt: Runtime, lease: Lease, forge: Forge) -> None:
-    rec = Recorder(rt.store, lease, time.monotonic() + rt.policy.limits.job_timeout_s,
+    started = time.monotonic()
+    rec = Recorder(rt.store, lease, started + rt.policy.limits.job_timeout_s,
                    rt.metrics, forge, _max_iterations(rt))
     job = lease.claim.job
     report: Report
@@ -212,6 +228,9 @@ def _run_attempt(rt: Runtime, lease: Lease, forge: Forge) -> None:
     try:
         with rec.stage("prepare"):
             prepared = _prepare(rt, rec)
+        # The repository's policy may only tighten the bot-wide time limit.
+        rec.deadline = min(rec.deadline, started + prepared.policy.limits.job_timeout_s)
+        rec.max_iterations = _max_iterations(rt, prepared.policy)
         with rec.stage("implement"):
             agent = _implement(rt, rec, prepared)
         with rec.stage("verify"):
@@ -220,29 +239,34 @@ def _run_attempt(rt: Runtime, lease: Lease, forge: Forge) -> None:
             report = _publish(rt, rec, prepared, agent, verified)
     except Cancelled:
         log.info("attempt stopped: lease lost", extra={"job": job.id})
+        if prepared is not None:
+            _cleanup(rt, prepared)
         return
     except ForgebotError as exc:
         report = _failure_report(rec, exc)
     except Exception as exc:  # a bug: say so on the issue rather than retry it forever
         log.exception("attempt failed unexpectedly", extra={"job": job.id})
         report = _failure_report(rec, exc)
-    finally:
-        if prepared is not None:
-            _cleanup(prepared)
+    if prepared is not None:
+        _cleanup(rt, prepared)
     _close(rt, rec, report)
 
 
 def _failure_report(rec: Recorder, exc: Exception) -> Report:
-    outcome = next((o for kind, o in _OUTCOME_OF_ERROR if isinstance(exc, kind)),
-                   Outcome.INTERNAL_ERROR)
+    if isinstance(exc, JobStopped):
+        outcome = exc.outcome
+    else:
+        outcome = next((o for kind, o in _OUTCOME_OF_ERROR if isinstance(exc, kind)),
+                       Outcome.INTERNAL_ERROR)
     # Our own errors carry messages written for operators (and scrubbed of tokens); anything
     # else is a bug whose text may hold anything, so only its type is shown.
     message = str(exc) if isinstance(exc, ForgebotError) else type(exc).__name__
     job = rec.lease.claim.job
     rec.event("attempt.error", outcome=outcome.value, error=type(exc).__name__, message=message)
+    detail = message if isinstance(exc, JobStopped) else f"Error: {message}"
     return Report(job_id=job.id, attempt=rec.lease.claim.attempt_number,
                   issue_number=job.issue_number, issue_title=job.title, outcome=outcome,
-                  detail=f"Error: {message}")
+                  detail=detail)
 
 
 def _close(rt: Runtime, rec: Recorder, report: Report) -> None:
@@ -274,10 +298,51 @@ def _prepare(rt: Runtime, rec: Recorder) -> Prepared:
                                       forge.git_auth(job.repo))
         base_sha = gitops.add_worktree(mirror, attempt_root / "agent", job.default_branch)
     rec.event("prepared", branch=branch, base=base_sha)
-    return Prepared(forge, issue, branch, mirror, attempt_root / "agent", base_sha, attempt_root)
+    prepared = Prepared(forge, issue, branch, mirror, attempt_root / "agent", base_sha,
+                        attempt_root)
+    try:
+        _set_up_repository(rt, rec, prepared)
+    except BaseException:
+        _cleanup(rt, prepared)
+        raise
+    return prepared
 
 
-def _cleanup(prepared: Prepared) -> None:
+def _set_up_repository(rt: Runtime, rec: Recorder, prepared: Prepared) -> None:
+    """Read the repository's policy and toolchain, and install its dependencies once."""
+    setup = read_repo_setup(prepared.agent_dir, rt.policy, rt.settings.sandbox.images)
+    prepared.setup, prepared.image = setup, setup.toolchain.image
+    rec.event("toolchain", name=setup.toolchain.name, image=setup.toolchain.image,
+              ignored=[str(i) for i in setup.ignored])
+    if not setup.toolchain.setup:
+        return
+    if not isinstance(rt.sandbox, SetupSnapshots):
+        raise JobStopped(Outcome.SETUP_FAILED, "This sandbox backend cannot run a setup phase; "
+                         "pre-install the dependencies in the runner image and set `setup: ''` "
+                         "in `.forgebot.yml`.")
+    limits = replace(_limits(rt, setup.policy), timeout_s=setup.policy.limits.setup_timeout_s)
+    result = rt.sandbox.snapshot_setup(
+        setup.toolchain.image, tar_directory(prepared.agent_dir), list(setup.toolchain.setup),
+        limits, _labels(rec, "setup"), network=setup.policy.sandbox.setup_network)
+    rec.event("setup.ran", exit_code=result.result.exit_code, killed_by=result.result.killed_by)
+    if result.image is None:
+        raise JobStopped(Outcome.SETUP_FAILED, _setup_failure(result.result))
+    prepared.image = prepared.snapshot = result.image
+
+
+def _setup_failure(result: Result) -> str:
+    # The output is the repository's own tool talking, shown to its maintainers; fenced with
+    # more backticks than it contains, so it cannot break out into Markdown.
+    tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", tail)), default=0))
+    why = "timed out" if result.timed_out else f"exited with {result.exit_code}"
+    return f"The setup command {why}. Its last lines:\n\n{fence}text\n{tail}\n{fence}"
+
+
+def _cleanup(rt: Runtime, prepared: Prepared) -> None:
+    if prepared.snapshot is not None and isinstance(rt.sandbox, SetupSnapshots):
+        rt.sandbox.remove_snapshot(prepared.snapshot)
+        prepared.snapshot = None
     for sub in ("agent", "trusted"):
         try:
             gitops.remove_worktree(prepared.mirror, prepared.attempt_root / sub)
@@ -289,10 +354,10 @@ def _cleanup(prepared: Prepared) -> None:
 # implement ----------------------------------------------------------------------------
 
 
-def _limits(rt: Runtime) -> Limits:
+def _limits(rt: Runtime, policy: Policy) -> Limits:
     s = rt.settings.sandbox
     return Limits(memory_mb=s.memory_mb, cpus=s.cpus, pids=s.pids, workspace_mb=s.workspace_mb,
-                  timeout_s=rt.policy.limits.test_timeout_s)
+                  timeout_s=policy.limits.test_timeout_s)
 
 
 def _labels(rec: Recorder, phase: str) -> dict[str, str]:
@@ -307,20 +372,21 @@ def _provider(rt: Runtime) -> Any:
                          model=llm.model, api_key=llm.api_key)
 
 
-def _max_iterations(rt: Runtime) -> int:
-    return min(rt.settings.agent.max_iterations, rt.policy.limits.max_iterations)
+def _max_iterations(rt: Runtime, policy: Policy | None = None) -> int:
+    return min(rt.settings.agent.max_iterations, (policy or rt.policy).limits.max_iterations)
 
 
 def _implement(rt: Runtime, rec: Recorder, prepared: Prepared) -> AgentResult:
     settings = AgentSettings(
-        max_iterations=_max_iterations(rt),
-        test_cmd=list(rt.settings.sandbox.test_command),
-        test_timeout_s=rt.policy.limits.test_timeout_s,
+        max_iterations=_max_iterations(rt, prepared.policy),
+        test_cmd=prepared.test_cmd,
+        test_timeout_s=prepared.policy.limits.test_timeout_s,
         max_tokens=rt.settings.llm.max_tokens, temperature=rt.settings.llm.temperature,
         context_budget_chars=rt.settings.agent.context_budget_chars,
     )
     provider = _provider(rt)
-    session = rt.sandbox.start(rt.settings.sandbox.image, _limits(rt), _labels(rec, "agent"))
+    session = rt.sandbox.start(prepared.image, _limits(rt, prepared.policy),
+                               _labels(rec, "agent"))
     try:
         result = run_agent(AgentTask(prepared.issue.title, prepared.issue.body),
                            prepared.agent_dir, session, provider, settings, rec.agent_event)
@@ -351,19 +417,19 @@ def _verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) 
         rec.event("gates.evaluated", violations=["diff.invalid"], findings=0)
         return Verified(trusted_diff, None, [Violation("diff.invalid", None, None, str(exc))],
                         [], None, trusted)
-    violations = evaluate(rt.policy, changes)
-    findings = scan_changes(changes) if rt.policy.checks.secret_scan else []
+    violations = evaluate(prepared.policy, changes)
+    findings = scan_changes(changes) if prepared.policy.checks.secret_scan else []
     rec.event("gates.evaluated", violations=[v.rule for v in violations],
               findings=len(findings))
     rt.metrics.gates.labels("policy", "blocked" if violations else "passed").inc()
     rt.metrics.gates.labels("secret_scan", "blocked" if findings else "passed").inc()
     tests = None
     if not violations and not findings:
-        session = rt.sandbox.start(rt.settings.sandbox.image, _limits(rt), _labels(rec, "verify"))
+        session = rt.sandbox.start(prepared.image, _limits(rt, prepared.policy),
+                                   _labels(rec, "verify"))
         try:
             session.put(tar_directory(trusted))
-            tests = session.run(list(rt.settings.sandbox.test_command),
-                                rt.policy.limits.test_timeout_s)
+            tests = session.run(prepared.test_cmd, prepared.policy.limits.test_timeout_s)
         finally:
             session.close()
         counts = tests.junit
@@ -406,8 +472,8 @@ def _publish(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult,
         return replace(base, detail=f"The model's replies gave no change that applies. {notes}")
     passed = v.tests.exit_code == 0 and not v.tests.timed_out
     # With checks.tests_must_pass off, failing tests are reported but do not make a draft.
-    draft = not passed and rt.policy.checks.tests_must_pass
-    if draft and not rt.policy.publish.draft_when_failed:
+    draft = not passed and prepared.policy.checks.tests_must_pass
+    if draft and not prepared.policy.publish.draft_when_failed:
         return replace(base, outcome=Outcome.TESTS_FAILED,
                        detail="The tests fail and the policy does not publish drafts.")
     report = replace(base, outcome=Outcome.SUBMITTED if passed else Outcome.TESTS_FAILED)
@@ -442,7 +508,7 @@ def _push(rt: Runtime, rec: Recorder, prepared: Prepared, worktree: Path, sha: s
     # the remote commit is ours.
     rec.event("push.intent", sha=sha, branch=prepared.branch)
     gitops.push_branch(worktree, url, prepared.branch, env, remote,
-                       prefix=rt.policy.publish.branch_prefix)
+                       prefix=prepared.policy.publish.branch_prefix)
     rec.event("push.done", sha=sha)
 
 

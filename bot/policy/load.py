@@ -24,7 +24,7 @@ from pydantic_core import ErrorDetails
 
 from bot.errors import PolicyError
 from bot.policy.glob import glob_match, literal_prefix
-from bot.policy.model import Checks, Limits, Paths, Policy, Publish, Trigger
+from bot.policy.model import Checks, Limits, Paths, Policy, Publish, Sandbox, Trigger
 
 # Policy files are a few hundred bytes; a bound keeps a hostile .forgebot.yml cheap to refuse.
 MAX_POLICY_BYTES = 64 * 1024
@@ -146,6 +146,7 @@ def merge_repo_policy(
         limits=_merge_limits(base.limits, candidate.limits, ignored),
         checks=_merge_checks(base.checks, candidate.checks, ignored),
         publish=_merge_publish(base.publish, candidate.publish, ignored),
+        sandbox=_merge_sandbox(base.sandbox, candidate.sandbox, ignored),
     )
     return MergeResult(policy, ignored)
 
@@ -156,12 +157,19 @@ def _merge_trigger(base: Trigger, wanted: Trigger, ignored: list[Ignored]) -> Tr
         ignored.append(
             Ignored("trigger.labels", f"{', '.join(extra)} not among the bot-wide labels")
         )
+    order = ("read", "triage", "write", "maintain", "admin")
+    minimum = base.min_permission
+    if order.index(wanted.min_permission) > order.index(minimum):
+        minimum = wanted.min_permission
+    elif wanted.min_permission != minimum:
+        ignored.append(Ignored("trigger.min_permission",
+                               f"{wanted.min_permission} is below the bot-wide {minimum}"))
     kept = tuple(label for label in wanted.labels if label in base.labels)
     if extra and not kept:
         # The repository asked for other labels only; ignoring them must not silently turn
         # the bot off for it, which nobody would notice, so the bot-wide labels stay.
-        return base
-    return Trigger(labels=kept)
+        kept = base.labels
+    return Trigger(labels=kept, min_permission=minimum)
 
 
 def _merge_paths(base: Paths, wanted: Paths, ignored: list[Ignored]) -> Paths:
@@ -221,6 +229,12 @@ def _merge_limits(base: Limits, wanted: Limits, ignored: list[Ignored]) -> Limit
             ignored.append(Ignored(f"limits.{name}", f"{want} is above the bot-wide {have}"))
         values[name] = min(have, want)
     return Limits(**values)
+
+
+def _merge_sandbox(base: Sandbox, wanted: Sandbox, ignored: list[Ignored]) -> Sandbox:
+    if wanted.setup_network and not base.setup_network:
+        ignored.append(Ignored("sandbox.setup_network", "the bot-wide policy allows no network"))
+    return Sandbox(setup_network=base.setup_network and wanted.setup_network)
 
 
 def _merge_checks(base: Checks, wanted: Checks, ignored: list[Ignored]) -> Checks:

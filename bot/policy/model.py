@@ -63,6 +63,11 @@ class Trigger(_Strict):
         strict=False,
         description="Issue labels that start a job; empty: labels never trigger.",
     )
+    min_permission: Literal["read", "triage", "write", "maintain", "admin"] = Field(
+        default="write",
+        description="The least permission on the repository that a person needs for a "
+        "trigger label or a command to start work; others get at most one polite reply.",
+    )
 
 
 class Paths(_Strict):
@@ -86,6 +91,7 @@ class Limits(_Strict):
     max_iterations: int = Field(default=3, ge=1, le=50)
     job_timeout_s: int = Field(default=1800, ge=1, le=86_400)
     test_timeout_s: int = Field(default=300, ge=1, le=86_400)
+    setup_timeout_s: int = Field(default=600, ge=1, le=86_400)
 
 
 class Checks(_Strict):
@@ -103,6 +109,16 @@ class Publish(_Strict):
     branch_prefix: BranchPrefix = "forgebot/"
 
 
+class Sandbox(_Strict):
+    """What the sandbox may do beyond its fixed hardening."""
+
+    setup_network: bool = Field(
+        default=False,
+        description="Whether the setup phase (installing dependencies) may use the network. "
+        "The agent and test phase never has network.",
+    )
+
+
 class Policy(_Strict):
     """A whole policy file: the bot-wide bounds, or those bounds tightened for one repository."""
 
@@ -112,6 +128,7 @@ class Policy(_Strict):
     limits: Limits = Field(default_factory=Limits)
     checks: Checks = Field(default_factory=Checks)
     publish: Publish = Field(default_factory=Publish)
+    sandbox: Sandbox = Field(default_factory=Sandbox)
 
 
 def schema_json() -> str:

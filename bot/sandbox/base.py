@@ -8,8 +8,13 @@ closed types below.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol, runtime_checkable
+
+# Why the sandbox killed a command: its wall-clock limit, the out-of-memory killer, or its
+# processes filling the pids limit (a fork bomb).
+KilledBy = Literal["timeout", "oom", "pids"]
 
 
 @dataclass(frozen=True)
@@ -42,13 +47,28 @@ class TestCounts:
 
 @dataclass(frozen=True)
 class Result:
-    """The outcome of one command in a session. ``junit`` is None when no report was written."""
+    """The outcome of one command in a session. ``junit`` is None when no report was written.
+
+    ``killed_by`` says why the sandbox killed the command, when it did: ``"oom"`` (a process
+    of the command met the memory limit), ``"pids"`` (the pids limit was reached) or
+    ``"timeout"``; None when nothing was killed or the backend cannot tell.
+    """
 
     exit_code: int
     stdout: str
     stderr: str
     timed_out: bool
     junit: TestCounts | None = None
+    killed_by: KilledBy | None = None
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    """The outcome of a setup phase: ``image`` is the snapshot to start later sessions from,
+    None when the setup command failed (then nothing was kept; ``result`` says why)."""
+
+    image: str | None
+    result: Result
 
 
 class Session(Protocol):
@@ -70,3 +90,34 @@ class Sandbox(Protocol):
 
     def start(self, image: str, limits: Limits, labels: dict[str, str]) -> Session:
         """Start a session from ``image``; ``labels`` mark it with job and attempt ids."""
+
+    def reap_orphans(self, older_than_s: float, labels: Mapping[str, str] | None = None) -> int:
+        """Remove sessions (with ``labels``, if given) older than ``older_than_s`` seconds,
+        left behind by a crash; returns how many. Raises ``SandboxError`` when it cannot list
+        them."""
+
+    def sandbox_owners(self) -> set[str]:
+        """The worker identities (label ``forgebot.owner``) of the live sessions."""
+
+
+@runtime_checkable
+class SetupSnapshots(Protocol):
+    """A backend that can run a repository's setup (installing its dependencies) once and
+    start every later session of the job from the result. Optional: not every backend can."""
+
+    def snapshot_setup(
+        self,
+        image: str,
+        tree: bytes,
+        setup_cmd: list[str],
+        limits: Limits,
+        labels: dict[str, str],
+        *,
+        network: bool = False,
+    ) -> SetupResult:
+        """Run ``setup_cmd`` in a session from ``image`` holding ``tree``, with network only
+        when ``network`` is true, and keep what it installed as a snapshot labelled with
+        ``labels``. The repository itself is not part of the snapshot."""
+
+    def remove_snapshot(self, image: str) -> None:
+        """Remove a snapshot made by ``snapshot_setup``. Safe to call twice; never raises."""

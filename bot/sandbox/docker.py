@@ -6,15 +6,31 @@ Layout inside a session::
                     owned by uid 1000; the only writable place besides /tmp
     /sandbox/repo   the repository (``put``) and the working directory of ``run``
     /sandbox/out    reports; ``$FORGEBOT_JUNIT`` is /sandbox/out/junit.xml
-    /tmp            a small tmpfs; HOME points here
+    /tmp            a tmpfs (DockerOptions.tmp_mb); HOME and the tools' caches live here
+    /deps           dependencies a setup snapshot installed (read-only; absent without one)
 
 Why a named volume and not ``tmpfs=``: with a read-only root, ``put_archive`` into a tmpfs
 mount fails ("rootfs is marked read-only"), and into a tmpfs ``Mount`` it reports success
 while nothing appears. A tmpfs-backed volume takes archives and is still RAM-only.
 
-The container runs ``sleep infinity`` under Docker's init; commands run through exec, bounded
-twice: ``timeout -s KILL`` inside, and a host-side timer that kills the whole container if the
-exec overruns (``exec`` has no timeout of its own). A killed session cannot be used again.
+The container runs ``sleep infinity`` under Docker's init, both as ``nobody``; commands run
+through exec as uid 1000, bounded twice: ``timeout -s KILL`` inside, and a host-side timer
+that kills the whole container if the exec overruns (``exec`` has no timeout of its own). A
+killed session cannot be used again. Processes a command leaves behind are killed after it
+(``kill -9 -1`` as uid 1000 spares only the two ``nobody`` processes), so every command
+starts in a clean session.
+
+A run that fails or leaves processes behind is asked why: the session's own cgroup counters
+(read inside, from /sys/fs/cgroup, which the kernel writes) tell an out-of-memory kill or a
+full pids limit from an ordinary failure, so ``Result.killed_by`` can say "oom", "pids" or
+"timeout".
+
+Setup snapshots: ``snapshot_setup`` runs a repository's setup command (installing its
+dependencies into ``/deps``, outside the repository) in a container whose root is writable
+and which has network only when the caller says so, then ``docker commit``s it. Later
+sessions start from that image with the usual read-only root; the workspace volume and /tmp
+are never part of a commit. Snapshots carry the job's labels and ``forgebot.snapshot=1``;
+``remove_snapshot`` and ``reap_orphans`` remove them.
 
 Everything read back (output, exit code, JUnit XML) is hostile: output is bounded and decoded
 with replacement, the report is size-bounded, unpacked from its tar by member, and parsed
@@ -33,7 +49,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, cast
 
 import docker
@@ -41,19 +59,55 @@ import docker.errors
 import requests.exceptions
 
 from bot.errors import SandboxError
-from bot.sandbox.base import Limits, Result, TestCounts
+from bot.sandbox.base import KilledBy, Limits, Result, SetupResult, TestCounts
 from bot.sandbox.junit import JUNIT_LIMIT, junit_from_tar, parse_junit
+from bot.sandbox.options import DockerOptions
 from bot.sandbox.tarball import SANDBOX_GID, SANDBOX_UID, normalise_tree
 
 log = logging.getLogger(__name__)
 
-# The runner image contract: bump RUNNER_VERSION (and the label in runners/python/*) when
-# the bot starts to depend on something new in the image.
-RUNNER_VERSION = 1
-RUNNER_IMAGE = f"forgebot-runner-python:{RUNNER_VERSION}"
+
+
+@dataclass(frozen=True)
+class RunnerImage:
+    """One runner image the bot knows: ``forgebot-runner-<toolchain>:<version>``, built by
+    ``runners/<toolchain>/build-offline.sh`` (or its Dockerfile where a registry is reachable).
+    Bump ``version`` (and RUNNER_VERSION in that script, and the Dockerfile's label) when the
+    bot starts to depend on something new in the image."""
+
+    toolchain: str
+    version: int
+
+    @property
+    def repository(self) -> str:
+        return f"forgebot-runner-{self.toolchain}"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}:{self.version}"
+
+    def build_hint(self) -> str:
+        """How to build this image, for error messages."""
+        offline = f"runners/{self.toolchain}/build-offline.sh"
+        make = "`make runner-image` (runs " if self.toolchain == "python" else "`bash "
+        close = ")" if self.toolchain == "python" else "`"
+        return (
+            f"build it with {make}{offline}{close}, or where a registry is reachable with "
+            f"`docker build -t {self.ref} -f runners/{self.toolchain}/Dockerfile runners`"
+        )
+
+
+RUNNER_IMAGES: Mapping[str, RunnerImage] = MappingProxyType(
+    {name: RunnerImage(name, 1) for name in ("python", "node", "go")}
+)
+RUNNER_VERSION = RUNNER_IMAGES["python"].version  # the Python image, as before
+RUNNER_IMAGE = RUNNER_IMAGES["python"].ref
 VERSION_LABEL = "org.forgebot.runner.version"
 OWNER_LABEL = "forgebot.owner"  # the worker that started a session, so its orphans can be found
 SESSION_LABEL = "forgebot.session"
+SETUP_LABEL = "forgebot.setup"  # a setup container (writable root, maybe network)
+SNAPSHOT_LABEL = "forgebot.snapshot"  # an image committed from a setup container
+SNAPSHOT_REPOSITORY = "forgebot-snapshot"
 
 WORKSPACE_DIR = "/sandbox"
 REPO_DIR = "/sandbox/repo"
@@ -61,9 +115,11 @@ OUT_DIR = "/sandbox/out"
 JUNIT_PATH = "/sandbox/out/junit.xml"
 SANDBOX_USER = f"{SANDBOX_UID}:{SANDBOX_GID}"
 SANDBOX_TMP = "/tmp"  # noqa: S108 - a path inside the sandbox, a private tmpfs
+# Dependencies installed by the setup phase: in the container's own layer (so a commit keeps
+# them), outside the repository (so replacing the repository keeps them too).
+DEPS_DIR = "/deps"
 
 OUTPUT_LIMIT = 64 * 1024  # bytes kept per stream: half from the start, half from the end
-TMP_MB = 64  # size of the /tmp tmpfs
 KILL_GRACE_S = 5.0  # the host timer fires this long after the in-container timeout
 HOUSEKEEPING_TIMEOUT_S = 60  # bound on the bot's own exec calls (clearing the workspace)
 
@@ -74,14 +130,52 @@ _GO_MODE_NOT_REGULAR = (
 )
 
 _KILLED_EXIT = 137  # 128 + SIGKILL: the in-container timeout, the OOM killer, the host timer
+# The container's own processes between commands: docker-init and `sleep infinity`. They
+# run as IDLE_USER, so the sandbox user can neither signal nor trace them.
+_IDLE_PROCESSES = 2
+IDLE_USER = "65534:65534"  # nobody:nogroup
+
+# cgroup v1 and v2 files that count out-of-memory kills ("oom_kill N") and pids-limit hits
+# ("max N"); only the files of the engine's cgroup version exist.
+_CGROUP_FILES = (
+    "/sys/fs/cgroup/memory/memory.oom_control",
+    "/sys/fs/cgroup/pids/pids.events",
+    "/sys/fs/cgroup/memory.events",
+    "/sys/fs/cgroup/pids.events",
+)
 
 # The whole environment of a session: nothing of the bot's own environment is passed on.
-_ENVIRONMENT = {
+# The toolchain variables point every tool at /deps for what the setup phase installed, at
+# /tmp for caches, and away from the network.
+SESSION_ENVIRONMENT: Mapping[str, str] = MappingProxyType({
     "HOME": SANDBOX_TMP,
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LANG": "C.UTF-8",
+    "CI": "true",  # test runners: no watch mode, no prompts, no colours
     "PYTHONDONTWRITEBYTECODE": "1",
     "FORGEBOT_JUNIT": JUNIT_PATH,
+    "FORGEBOT_DEPS": DEPS_DIR,
+    "PYTHONUSERBASE": f"{DEPS_DIR}/python",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "GOMODCACHE": f"{DEPS_DIR}/go/mod",
+    "GOCACHE": f"{SANDBOX_TMP}/go-build",
+    "GOPROXY": "off",
+    "GOFLAGS": "-modcacherw",
+    "GOTOOLCHAIN": "local",
+    "CGO_ENABLED": "0",
+    "npm_config_cache": f"{SANDBOX_TMP}/.npm",
+    "npm_config_update_notifier": "false",
+    "npm_config_fund": "false",
+    "npm_config_audit": "false",
+})
+
+# Added to the environment of a setup command only: the package managers may reach their
+# registries there (when the network is allowed), and pip may install for the user.
+_SETUP_ENVIRONMENT = {
+    "PIP_BREAK_SYSTEM_PACKAGES": "1",
+}
+_SETUP_NETWORK_ENVIRONMENT = {
+    "GOPROXY": "https://proxy.golang.org,direct",
 }
 
 # Runs before every command: drop a stale report (so an old one is never read as new), make
@@ -101,10 +195,18 @@ _CLEAR_SCRIPT = (
 
 class DockerSandbox:
     """Starts ``DockerSession``s on a Docker engine (the local one from the environment by
-    default, created on first use so the bot can start while the engine is down)."""
+    default, created on first use so the bot can start while the engine is down).
 
-    def __init__(self, client: docker.DockerClient | None = None) -> None:
+    ``options`` are the operator's allow-listed additions (``DockerOptions``). Raises
+    ``ConfigError`` when its seccomp profile cannot be used.
+    """
+
+    def __init__(
+        self, client: docker.DockerClient | None = None, options: DockerOptions | None = None
+    ) -> None:
         self._docker = client
+        self._options = options or DockerOptions()
+        self._seccomp = self._options.seccomp_json()  # read once, refused early
 
     def start(self, image: str, limits: Limits, labels: dict[str, str]) -> DockerSession:
         """Create the workspace volume and the container, start it and lay out /sandbox.
@@ -112,6 +214,68 @@ class DockerSandbox:
         Raises ``SandboxError`` (not retryable for a missing image or bad limits, retryable
         when the engine fails). On failure nothing is left behind.
         """
+        return self._start(image, limits, labels, _Mode(setup=False, network=False))
+
+    def snapshot_setup(
+        self,
+        image: str,
+        tree: bytes,
+        setup_cmd: list[str],
+        limits: Limits,
+        labels: dict[str, str],
+        *,
+        network: bool = False,
+    ) -> SetupResult:
+        """Run ``setup_cmd`` in /sandbox/repo holding ``tree``, in a container from ``image``
+        with a writable root (every other hardening kept) and network only when ``network``,
+        and commit what it installed (under /deps) as an image labelled with ``labels`` and
+        ``forgebot.snapshot=1``. Start later sessions from ``SetupResult.image``; remove it
+        with ``remove_snapshot``.
+
+        A setup command that fails, times out or is killed gives ``image=None`` and keeps
+        nothing. Raises ``SandboxError`` like ``start`` and ``run``; the setup container is
+        removed in every case.
+        """
+        mode = _Mode(setup=True, network=network)
+        session = self._start(image, limits, {**labels, SETUP_LABEL: "1"}, mode)
+        try:
+            session.put(tree)
+            session.lay_out_deps()
+            environment = {**_SETUP_ENVIRONMENT, **self._options.setup_env}
+            if network:
+                environment = {**_SETUP_NETWORK_ENVIRONMENT, **environment}
+            result = session.run_with(setup_cmd, limits.timeout_s, environment)
+            if result.exit_code != 0 or result.timed_out or result.killed_by is not None:
+                return SetupResult(None, result)
+            return SetupResult(session.commit({**labels, SNAPSHOT_LABEL: "1"}), result)
+        finally:
+            session.close()
+
+    def remove_snapshot(self, image: str) -> None:
+        """Remove a snapshot image (by id or name). Safe to call twice; never raises: a
+        failure is logged and ``reap_orphans`` removes it later."""
+        try:
+            self.client  # noqa: B018 - connects, or says why it cannot
+        except SandboxError as exc:  # no engine to ask
+            log.warning("could not remove sandbox snapshot %s: %s", image, exc)
+            return
+        _remove_image_quietly(self.client, image)
+
+    def reap_orphans(self, older_than_s: float, labels: Mapping[str, str] | None = None) -> int:
+        """Remove this engine's leftover sessions and snapshots (see ``reap_orphans``)."""
+        return reap_orphans(self.client, older_than_s, labels)
+
+    def sandbox_owners(self) -> set[str]:
+        """The workers that own sessions on this engine (see ``sandbox_owners``)."""
+        return sandbox_owners(self.client)
+
+    def hardening(self) -> list[str]:
+        """The hardening every session gets, one short phrase each (for ``forgebot doctor``)."""
+        return [*HARDENING, *self._options.describe()]
+
+    def _start(
+        self, image: str, limits: Limits, labels: dict[str, str], mode: _Mode
+    ) -> DockerSession:
         client = self.client
         name = f"forgebot-{uuid.uuid4().hex[:16]}"
         all_labels = {**labels, SESSION_LABEL: "1"}
@@ -120,10 +284,11 @@ class DockerSandbox:
                 name=name, driver="local", driver_opts=_volume_options(limits), labels=all_labels
             )
         try:
-            with _translate(f"start a sandbox from {image}"):
-                container = client.containers.create(
-                    image, **_container_options(name, limits, all_labels)
-                )
+            options = _container_options(name, limits, all_labels, self._options, mode)
+            if self._seccomp is not None:
+                options["security_opt"].append(f"seccomp={self._seccomp}")
+            with _translate(f"start a sandbox from {image}", image=image):
+                container = client.containers.create(image, **options)
             session = DockerSession(client, container, volume, limits)
         except BaseException:
             _remove_quietly(volume, "volume")
@@ -147,6 +312,31 @@ class DockerSandbox:
         return self._docker
 
 
+@dataclass(frozen=True)
+class _Mode:
+    """How a container differs from a plain session: a setup container has a writable root
+    (so ``docker commit`` keeps what it installs) and may have network."""
+
+    setup: bool
+    network: bool
+
+
+# What every session gets, whatever the options (for doctor and the docs).
+HARDENING = (
+    "no network",
+    "read-only root",
+    "tmpfs workspace with a size limit",
+    "uid 1000",
+    "all capabilities dropped",
+    "no-new-privileges",
+    "memory, CPU and pids limits",
+    "a wall-clock limit that kills",
+    "no environment from the bot",
+    "no Docker socket",
+    "labelled with job and attempt; orphans reaped",
+)
+
+
 class DockerSession:
     """One running container; see the module docstring. Not safe for concurrent use."""
 
@@ -161,6 +351,10 @@ class DockerSession:
         self._fresh = True  # nothing has written to /sandbox/repo yet: put need not clear it
         self._broken: str | None = None  # why the session cannot be used any more
         self._killed = threading.Event()  # set by the host timer, from its own thread
+        # The cgroup's out-of-memory kills and pids-limit hits seen so far: a run that adds to
+        # them was killed by them.
+        self._oom_kills = 0
+        self._pids_hits = 0
 
     @property
     def name(self) -> str:
@@ -212,11 +406,16 @@ class DockerSession:
 
         ``timed_out`` is set when the command was killed at its deadline (inside, exit 137
         after the deadline; or by the host timer, which also destroys the session). Exit 137
-        before the deadline means killed for another reason, such as memory. A command that
-        leaves the session's pids limit exhausted (a fork bomb) also ends the session: later
-        calls raise. Raises ``SandboxError`` when the session is closed or broken, a process
-        cannot be started in it, or the engine fails.
+        before the deadline means killed for another reason, such as memory: ``killed_by``
+        says which ("oom", "pids", "timeout"). A command that leaves the session's pids limit
+        exhausted (a fork bomb) also ends the session: later calls raise. Raises
+        ``SandboxError`` when the session is closed or broken, a process cannot be started
+        in it, or the engine fails.
         """
+        return self.run_with(cmd, timeout_s, {})
+
+    def run_with(self, cmd: list[str], timeout_s: int, environment: Mapping[str, str]) -> Result:
+        """``run`` with ``environment`` added to the session's own (for a setup command)."""
         self._check_usable()
         if not cmd:
             raise SandboxError("empty command")
@@ -224,19 +423,37 @@ class DockerSession:
         self._fresh = False
         wrapped = ["sh", "-c", _RUN_SCRIPT, "forgebot-run", str(limit), *cmd]
         started = time.monotonic()
-        exit_code, out, err = self._exec(wrapped, limit, workdir=REPO_DIR)
+        exit_code, out, err = self._exec(wrapped, limit, workdir=REPO_DIR, environment=environment)
         elapsed = time.monotonic() - started
         if self._killed.is_set():
-            return Result(exit_code=exit_code, stdout=out, stderr=err, timed_out=True)
-        self._check_pids()
+            return Result(exit_code, out, err, timed_out=True, killed_by="timeout")
         timed_out = exit_code == _KILLED_EXIT and elapsed >= limit
-        return Result(
-            exit_code=exit_code,
-            stdout=out,
-            stderr=err,
-            timed_out=timed_out,
-            junit=self._read_junit(),
-        )
+        killed_by = self._after_run(exit_code, timed_out)
+        return Result(exit_code, out, err, timed_out, self._read_junit(), killed_by)
+
+    def lay_out_deps(self) -> None:
+        """Create /deps, owned by uid 1000, in the container's root (setup containers only:
+        elsewhere the root is read-only and this raises ``SandboxError``)."""
+        self._check_usable()
+        with _translate("create /deps in the setup container"):
+            if not self._container.put_archive("/", _folder_tar(DEPS_DIR.strip("/"))):
+                raise SandboxError("could not create /deps in the setup container")
+
+    def commit(self, labels: Mapping[str, str]) -> str:
+        """Commit the container as a ``forgebot-snapshot`` image with ``labels``; return its id.
+
+        The workspace volume and /tmp are not part of it. Raises ``SandboxError``.
+        """
+        self._check_usable()
+        tag = uuid.uuid4().hex[:16]
+        with _translate("commit the setup snapshot"):
+            image = self._container.commit(
+                repository=SNAPSHOT_REPOSITORY,
+                tag=tag,
+                message="forgebot setup snapshot",
+                conf={"Labels": dict(labels)},
+            )
+        return cast(str, image.id)
 
     def close(self) -> None:
         """Remove the container and its volume. Safe to call twice; never raises.
@@ -265,7 +482,14 @@ class DockerSession:
         if self._broken is not None:
             raise SandboxError(f"{self._broken}; start a new session")
 
-    def _exec(self, cmd: list[str], timeout_s: int, *, workdir: str) -> tuple[int, str, str]:
+    def _exec(
+        self,
+        cmd: list[str],
+        timeout_s: int,
+        *,
+        workdir: str,
+        environment: Mapping[str, str] | None = None,
+    ) -> tuple[int, str, str]:
         """Run one exec with the host-side timer armed; return (exit code, stdout, stderr)."""
         timer = threading.Timer(timeout_s + KILL_GRACE_S, self._kill_on_overrun)
         timer.daemon = True
@@ -283,6 +507,7 @@ class DockerSession:
                     tty=False,
                     user=SANDBOX_USER,
                     workdir=workdir,
+                    environment=dict(environment) if environment else None,
                 )["Id"]
                 timer.start()
                 _drain(api.exec_start(exec_id, stream=True, demux=True), out, err)
@@ -312,26 +537,76 @@ class DockerSession:
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             log.warning("could not kill sandbox %s: %s", self.name, exc)
 
-    def _check_pids(self) -> None:
-        """Mark the session broken when leftover processes fill its pids limit.
+    def _after_run(self, exit_code: int, timed_out: bool) -> KilledBy | None:
+        """Clean up after a command and say why it was killed, if it was.
 
-        A fork bomb's processes outlive the command and take every pid, so any later exec
-        fails at random; better one clear error than flaky runs. ``top`` lists the processes
-        from the host side (~20 ms; a one-shot ``stats`` call was ~1 s from the second on).
+        Processes a command leaves behind (a server it started, a loop that left its process
+        group, a fork bomb) are killed here, so every run starts clean: the sandbox user
+        kills every process it may signal (``kill -9 -1``), which spares the exec itself and
+        the container's own init and ``sleep``, both running as another user. When even that
+        cannot start (the pids limit is full), the session is marked broken.
         """
+        leftover = self._count_processes() > _IDLE_PROCESSES
+        counters = self._cgroup_counters() if exit_code != 0 or leftover else None
+        if leftover:
+            self._kill_leftovers()
+        if counters is not None:
+            oom_kills, pids_hits = counters
+            grew_oom, grew_pids = oom_kills > self._oom_kills, pids_hits > self._pids_hits
+            self._oom_kills, self._pids_hits = oom_kills, pids_hits
+            if grew_oom:
+                return "oom"
+            if grew_pids:
+                return "pids"
+        elif self._broken is not None or (leftover and exit_code != 0):
+            return "pids"  # not even a process to read the counters could start
+        return "timeout" if timed_out else None
+
+    def _count_processes(self) -> int:
+        """How many processes the container holds, listed from the host side (``top``,
+        ~20 ms; a one-shot ``stats`` call was ~1 s from the second on). 0 when unknown."""
         try:
             listing = self._client.api.top(self._container.id, ps_args="-o pid")
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             log.warning("could not list the processes of sandbox %s: %s", self.name, exc)
-            return
-        current = len(listing.get("Processes") or [])
-        if current + 2 >= self._limits.pids:
-            log.warning(
-                "sandbox %s is out of pids (%d of %d)", self.name, current, self._limits.pids
-            )
+            return 0
+        return len(listing.get("Processes") or [])
+
+    def _kill_leftovers(self) -> None:
+        try:
+            # The shell's own kill: kill(-1) signals all but the caller (and init).
+            self._exec(["sh", "-c", "kill -KILL -1"], HOUSEKEEPING_TIMEOUT_S,
+                       workdir=WORKSPACE_DIR)
+        except SandboxError as exc:
+            # A fork bomb's processes take every pid, so any later exec fails at random:
+            # better one clear error than flaky runs.
+            log.warning("could not clean up sandbox %s: %s", self.name, exc)
             self._broken = (
-                f"the sandbox's processes fill its pids limit ({current} of {self._limits.pids})"
+                f"the sandbox's leftover processes fill its pids limit ({self._limits.pids})"
             )
+
+    def _cgroup_counters(self) -> tuple[int, int] | None:
+        """(out-of-memory kills, pids-limit hits) of the container's cgroup, v1 or v2; None
+        when they cannot be read. The kernel writes these files: the command cannot fake them."""
+        try:
+            _, out, _ = self._exec(
+                ["grep", "-s", "-H", "", *_CGROUP_FILES], HOUSEKEEPING_TIMEOUT_S,
+                workdir=WORKSPACE_DIR,
+            )
+        except SandboxError as exc:
+            log.warning("could not read the cgroup counters of sandbox %s: %s", self.name, exc)
+            return None
+        oom_kills = pids_hits = 0
+        for line in out.splitlines():  # "<file>:<key> <count>"
+            path, _, entry = line.partition(":")
+            key, _, count = entry.partition(" ")
+            if not count.strip().isdigit():
+                continue
+            if "memory" in path and key == "oom_kill":
+                oom_kills = int(count)
+            elif "pids" in path and key == "max":
+                pids_hits = int(count)
+        return oom_kills, pids_hits
 
     def _read_junit(self) -> TestCounts | None:
         """Read $FORGEBOT_JUNIT back, bounded; None when absent, too big or malformed."""
@@ -420,15 +695,17 @@ def _read_bounded(chunks: Iterator[bytes], limit: int) -> bytes | None:
 def reap_orphans(
     client: docker.DockerClient, older_than_s: float, labels: Mapping[str, str] | None = None
 ) -> int:
-    """Remove sandbox containers and volumes (label ``forgebot.session=1``, and ``labels``
-    if given) created more than ``older_than_s`` seconds ago, left behind by a crash.
-    Returns how many were removed.
+    """Remove sandbox containers and volumes (label ``forgebot.session=1``) and setup
+    snapshots (label ``forgebot.snapshot=1``), narrowed by ``labels`` if given, created more
+    than ``older_than_s`` seconds ago: what a crash left behind. Returns how many were
+    removed. Safe to call on a schedule.
 
     Use an age above the longest job so that another worker's live sessions survive.
     Raises ``SandboxError`` (retryable) when the engine cannot list them.
     """
     cutoff = time.time() - older_than_s
-    selector = {"label": [f"{SESSION_LABEL}=1", *(f"{k}={v}" for k, v in (labels or {}).items())]}
+    narrow = [f"{k}={v}" for k, v in (labels or {}).items()]
+    selector = {"label": [f"{SESSION_LABEL}=1", *narrow]}
     removed = 0
     with _translate("list leftover sandboxes"):
         containers = client.containers.list(all=True, sparse=True, filters=selector)
@@ -442,26 +719,52 @@ def reap_orphans(
         created_at = _parse_timestamp(volume.attrs.get("CreatedAt"))
         if created_at is not None and created_at < cutoff:
             removed += _remove_quietly(volume, "volume")
+    # Images last: a snapshot cannot go while a container made from it is still there.
+    with _translate("list leftover sandbox snapshots"):
+        images = client.images.list(filters={"label": [f"{SNAPSHOT_LABEL}=1", *narrow]})
+    for image in images:
+        created_at = _parse_timestamp(image.attrs.get("Created"))
+        if created_at is not None and created_at < cutoff:
+            removed += _remove_image_quietly(client, image.id)
     return removed
 
 
 def sandbox_owners(client: docker.DockerClient) -> set[str]:
-    """The worker identities (label ``forgebot.owner``) of the sandboxes on the engine."""
+    """The worker identities (label ``forgebot.owner``) of the sandboxes and snapshots on
+    the engine."""
     with _translate("list sandboxes"):
         containers = client.containers.list(all=True, filters={"label": OWNER_LABEL})
-    return {c.labels.get(OWNER_LABEL, "") for c in containers} - {""}
+        images = client.images.list(filters={"label": [f"{SNAPSHOT_LABEL}=1", OWNER_LABEL]})
+    owners = {c.labels.get(OWNER_LABEL, "") for c in containers}
+    owners |= {(i.labels or {}).get(OWNER_LABEL, "") for i in images}
+    return owners - {""}
+
+
+def runner_image(image: str) -> RunnerImage | None:
+    """The runner image ``image`` is a build of (any registry prefix, any tag), if any."""
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    return next((r for r in RUNNER_IMAGES.values() if r.repository == name), None)
+
+
+def build_hint(image: str) -> str:
+    """How to build ``image``: its own build script when it is a runner image."""
+    runner = runner_image(image)
+    if runner is not None:
+        return runner.build_hint()
+    scripts = ", ".join(f"runners/{name}/build-offline.sh" for name in RUNNER_IMAGES)
+    return f"build a runner image with one of {scripts}"
 
 
 def image_status(client: docker.DockerClient, image: str) -> str | None:
-    """None when ``image`` exists with ``org.forgebot.runner.version`` >= RUNNER_VERSION;
-    otherwise a message that says what is wrong and how to build the image.
+    """None when ``image`` exists with an ``org.forgebot.runner.version`` label at least the
+    version the bot needs (that of its runner image, see ``RUNNER_IMAGES``); otherwise a
+    message that says what is wrong and how to build it with the right script.
 
     Never raises: an engine that cannot be asked is a message too.
     """
-    how = (
-        "build it with `make runner-image` (runs runners/python/build-offline.sh; "
-        "or `docker build runners/python` where a registry is reachable)"
-    )
+    runner = runner_image(image)
+    need = runner.version if runner is not None else RUNNER_VERSION
+    how = build_hint(image)
     try:
         found = client.images.get(image)
     except docker.errors.ImageNotFound:
@@ -474,35 +777,50 @@ def image_status(client: docker.DockerClient, image: str) -> str | None:
         version = int(str(raw))
     except ValueError:
         return f"runner image {image} has no usable {VERSION_LABEL} label ({raw!r}): {how}"
-    if version < RUNNER_VERSION:
-        return f"runner image {image} is version {version}, need {RUNNER_VERSION}: {how}"
+    if version < need:
+        return f"runner image {image} is version {version}, need {need}: {how}"
     return None
 
 
-def _container_options(name: str, limits: Limits, labels: Mapping[str, str]) -> dict[str, Any]:
+def _container_options(
+    name: str, limits: Limits, labels: Mapping[str, str], options: DockerOptions, mode: _Mode
+) -> dict[str, Any]:
     """Keyword arguments of ``containers.create`` for one hardened session container."""
     memory = f"{limits.memory_mb}m"
-    return {
+    created: dict[str, Any] = {
         "command": ["sleep", "infinity"],
         "name": name,
         "hostname": "sandbox",
         "labels": dict(labels),
-        "environment": dict(_ENVIRONMENT),
-        "user": SANDBOX_USER,
+        "environment": dict(SESSION_ENVIRONMENT),
+        # The idle main process runs as nobody; every command runs as SANDBOX_USER (exec).
+        "user": IDLE_USER,
         "working_dir": WORKSPACE_DIR,  # /sandbox/repo does not exist until start() makes it
-        "network_mode": "none",
-        "read_only": True,
+        "network_mode": options.setup_network if mode.network else "none",
+        # A setup container's root must be writable for docker commit to keep /deps; it
+        # runs as uid 1000 without capabilities all the same, so only /deps (made by the bot)
+        # and the world-writable folders of the image are writable.
+        "read_only": not mode.setup,
         "cap_drop": ["ALL"],
-        # Docker's default seccomp profile stays on: only no-new-privileges is added.
+        # Docker's default seccomp profile stays on (or the operator's own profile).
         "security_opt": ["no-new-privileges"],
         "init": True,
         "mem_limit": memory,
         "memswap_limit": memory,  # no swap on top of the memory limit
         "nano_cpus": int(limits.cpus * 1_000_000_000),
         "pids_limit": limits.pids,
-        "tmpfs": {SANDBOX_TMP: f"rw,exec,nosuid,nodev,size={TMP_MB}m,mode=1777"},
+        "tmpfs": {SANDBOX_TMP: f"rw,exec,nosuid,nodev,size={options.tmp_mb}m,mode=1777"},
         "volumes": {name: {"bind": WORKSPACE_DIR, "mode": "rw"}},
     }
+    if options.runtime is not None:
+        created["runtime"] = options.runtime
+    if options.cpu_shares is not None:
+        created["cpu_shares"] = options.cpu_shares
+    if options.nofile is not None:
+        created["ulimits"] = [
+            docker.types.Ulimit(name="nofile", soft=options.nofile, hard=options.nofile)
+        ]
+    return created
 
 
 def _volume_options(limits: Limits) -> dict[str, str]:
@@ -517,14 +835,31 @@ def _volume_options(limits: Limits) -> dict[str, str]:
 
 
 def _skeleton_tar() -> bytes:
+    return _folder_tar("repo", "out")
+
+
+def _folder_tar(*folders: str) -> bytes:
+    """A tar of empty folders owned by uid/gid 1000."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for folder in ("repo", "out"):
+        for folder in folders:
             member = tarfile.TarInfo(folder)
             member.type, member.mode = tarfile.DIRTYPE, 0o755
             member.uid, member.gid = SANDBOX_UID, SANDBOX_GID
             tar.addfile(member)
     return buffer.getvalue()
+
+
+def _remove_image_quietly(client: docker.DockerClient, image: str) -> int:
+    """Remove an image; 1 when removed, 0 when gone already or still in use."""
+    try:
+        client.images.remove(image, force=True)
+    except docker.errors.NotFound:
+        return 0
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        log.warning("could not remove sandbox snapshot %s: %s", image, exc)
+        return 0
+    return 1
 
 
 def _remove_quietly(thing: Any, kind: str) -> int:
@@ -551,14 +886,14 @@ def _parse_timestamp(value: object) -> float | None:
 
 
 @contextlib.contextmanager
-def _translate(action: str) -> Iterator[None]:
+def _translate(action: str, image: str | None = None) -> Iterator[None]:
     """Re-raise docker and requests errors as SandboxError, saying whether a retry can help."""
     try:
         yield
     except docker.errors.ImageNotFound as exc:
+        hint = build_hint(image) if image else "build it with `make runner-image`"
         raise SandboxError(
-            f"{action}: image not found ({exc.explanation}); build it with `make runner-image`",
-            retryable=False,
+            f"{action}: image not found ({exc.explanation}); {hint}", retryable=False
         ) from exc
     except docker.errors.APIError as exc:
         # 4xx: our request is wrong (bad limits, name clash) and will stay wrong; 5xx: the

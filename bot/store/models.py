@@ -10,6 +10,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 def utcnow() -> datetime:
+    """Now, as the store keeps every timestamp: naive UTC.
+
+    Naive on purpose and on both backends: SQLite has no time zone type (an aware value
+    would come back naive anyway), PostgreSQL columns are ``timestamp without time zone``,
+    and comparing aware with naive values raises. UTC by convention, everywhere.
+    """
     return datetime.now(UTC).replace(tzinfo=None)
 
 

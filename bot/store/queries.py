@@ -8,17 +8,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Update, func, select, update
+from sqlalchemy import CursorResult, Engine, Update, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import StoreError
+from bot.store.db import WORK_CHANNEL, is_postgres
 from bot.store.models import Attempt, Delivery, Job, JobEvent, utcnow
 
 # Header names that carry a secret or a signature are dropped before a delivery is stored:
 # they are needed only to verify, and a stored copy would be a secret at rest.
 _SECRET_HEADER_WORDS = ("signature", "token", "authorization", "cookie")
 ACTIVE_STATES = ("queued", "running")
+# A delivery a planner has taken (``take_deliveries``) and not yet given a final status.
+PLANNING = "planning"
+UNPLANNED = ("pending", PLANNING)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,11 @@ def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def _delivery_view(row: Delivery) -> DeliveryView:
+    return DeliveryView(row.id, row.forge, row.delivery_id, row.event, dict(row.headers),
+                        row.body.encode("utf-8"))
+
+
 def _changed(session: Session, statement: Update) -> int:
     """Rows an UPDATE touched: how a conditional update tells whether it won."""
     return cast(CursorResult[Any], session.execute(statement)).rowcount
@@ -91,6 +100,10 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # PostgreSQL claims with row locks (FOR UPDATE SKIP LOCKED) and wakes other
+        # processes with NOTIFY; SQLite has neither, and relies on conditional UPDATEs
+        # under its single writer instead.
+        self._postgres = is_postgres(engine)
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
@@ -102,6 +115,14 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(f"store failure: {exc.__class__.__name__}: {exc}") from exc
 
+    def _announce_work(self, s: Session) -> None:
+        """PostgreSQL: wake listening workers (``notify.WorkListener``) when ``s`` commits.
+
+        Sent inside the transaction, so it goes out only if the work is really stored.
+        """
+        if self._postgres:
+            s.execute(select(func.pg_notify(WORK_CHANNEL, "")))
+
     def ping(self) -> None:
         """Raise StoreError when the database does not answer."""
         with self._tx() as s:
@@ -112,7 +133,13 @@ class Store:
     def record_delivery(
         self, forge: str, delivery_id: str, event: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, bool]:
-        """Store a delivery once. Returns (row id, False when it was already stored)."""
+        """Store a delivery once. Returns (row id, False when it was already stored).
+
+        Receiver replicas may store the same redelivery at the same moment: the unique
+        (forge, delivery_id) constraint lets one insert win. On PostgreSQL the loser's insert
+        waits for the winner's commit, then fails; its transaction is rolled back as the
+        session block exits, and the winner's row is read in a fresh one.
+        """
         try:
             with self._tx() as s:
                 row = Delivery(
@@ -121,6 +148,7 @@ class Store:
                 )
                 s.add(row)
                 s.flush()
+                self._announce_work(s)
                 return row.id, True
         except IntegrityError:
             with self._tx() as s:
@@ -132,16 +160,47 @@ class Store:
                 return existing, False
 
     def pending_deliveries(self, limit: int = 100) -> list[DeliveryView]:
+        """Pending deliveries, oldest first, without taking them (see ``take_deliveries``)."""
         with self._tx() as s:
             rows = s.scalars(
                 select(Delivery).where(Delivery.status == "pending").order_by(Delivery.id)
                 .limit(limit)
             ).all()
-            return [
-                DeliveryView(r.id, r.forge, r.delivery_id, r.event, dict(r.headers),
-                             r.body.encode("utf-8"))
-                for r in rows
-            ]
+            return [_delivery_view(r) for r in rows]
+
+    def take_deliveries(
+        self, owner: str, limit: int = 100, stale_seconds: int = 300
+    ) -> list[DeliveryView]:
+        """Pending deliveries for ``owner`` alone to plan, oldest first, marked ``planning``.
+
+        Workers planning at once each get different deliveries, so a delivery costs one
+        round of forge calls and replies, not one per worker. The planner then gives each a
+        final status with ``mark_delivery``. A delivery left ``planning`` for
+        ``stale_seconds`` (its planner died) is taken again.
+        """
+        now = utcnow()
+        takeable = or_(Delivery.status == "pending",
+                       and_(Delivery.status == PLANNING,
+                            Delivery.processed_at < now - timedelta(seconds=stale_seconds)))
+        mark = f"planning by {owner}"[:2000]
+        with self._tx() as s:
+            query = select(Delivery.id).where(takeable).order_by(Delivery.id).limit(limit)
+            if self._postgres:
+                query = query.with_for_update(skip_locked=True)
+            ids = list(s.scalars(query).all())
+            if not ids:
+                return []
+            # The condition again: without row locks (SQLite) another planner may have taken
+            # some of these between the SELECT and this UPDATE.
+            s.execute(update(Delivery).where(Delivery.id.in_(ids), takeable)
+                      .values(status=PLANNING, note=mark, processed_at=now)
+                      .execution_options(synchronize_session=False))
+            rows = s.scalars(
+                select(Delivery).where(Delivery.id.in_(ids), Delivery.status == PLANNING,
+                                       Delivery.note == mark, Delivery.processed_at == now)
+                .order_by(Delivery.id)
+            ).all()
+            return [_delivery_view(r) for r in rows]
 
     def mark_delivery(self, row_id: int, status: str, note: str = "") -> None:
         with self._tx() as s:
@@ -173,6 +232,7 @@ class Store:
                 s.flush()
                 s.add(JobEvent(job_id=job.id, kind="job.queued",
                                data={"delivery": delivery_row, "trigger": trigger_key}))
+                self._announce_work(s)
                 return _view(job)
         except IntegrityError:
             return None
@@ -180,6 +240,12 @@ class Store:
     def get_job(self, job_id: int) -> JobView | None:
         with self._tx() as s:
             job = s.get(Job, job_id)
+            return _view(job) if job else None
+
+    def job_for_trigger(self, trigger_key: str) -> JobView | None:
+        """The job a trigger made, if any (one trigger, one job)."""
+        with self._tx() as s:
+            job = s.scalars(select(Job).where(Job.trigger_key == trigger_key)).first()
             return _view(job) if job else None
 
     def list_jobs(self, limit: int = 100, state: str | None = None) -> list[JobView]:
@@ -232,33 +298,16 @@ class Store:
     # claims and leases ----------------------------------------------------------------
 
     def claim_next(self, owner: str, lease_seconds: int) -> Claim | None:
-        """Take the oldest queued job with a lease and open an attempt for it."""
+        """Take the oldest queued job with a lease and open an attempt for it.
+
+        Safe from any number of workers at once: a job is claimed by exactly one of them.
+        """
         with self._tx() as s:
-            candidates = s.scalars(
-                select(Job.id).where(Job.state == "queued").order_by(Job.id).limit(5)
-            ).all()
-            for job_id in candidates:
-                # The state check in the UPDATE makes the claim atomic across processes.
-                taken = _changed(s,
-                    update(Job).where(Job.id == job_id, Job.state == "queued").values(
-                        state="running", lease_owner=owner,
-                        lease_expires_at=utcnow() + timedelta(seconds=lease_seconds),
-                    )
-                )
-                if taken != 1:
-                    continue
-                number = (s.scalar(
-                    select(func.max(Attempt.number)).where(Attempt.job_id == job_id)
-                ) or 0) + 1
-                attempt = Attempt(job_id=job_id, number=number, worker=owner)
-                s.add(attempt)
-                s.flush()
-                s.add(JobEvent(job_id=job_id, attempt_id=attempt.id, kind="attempt.started",
-                               data={"number": number, "worker": owner}))
-                job = s.get(Job, job_id)
-                assert job is not None
-                return Claim(_view(job), attempt.id, number)
-        return None
+            if self._postgres:
+                job = _take_locked(s, owner, lease_seconds)
+            else:
+                job = _take_conditional(s, owner, lease_seconds)
+            return None if job is None else _open_attempt(s, job, owner)
 
     def renew_lease(self, job_id: int, owner: str, lease_seconds: int) -> bool:
         """Extend our lease; False when the job is no longer ours."""
@@ -292,35 +341,134 @@ class Store:
         """Requeue running jobs whose lease expired or whose owner is known dead.
 
         A job that has used ``max_attempts`` attempts fails with outcome ``worker_lost``
-        instead of running forever. Returns the ids of the jobs touched.
+        instead of running forever. Returns the ids of the jobs touched. Workers may run it
+        at once: each lost job is requeued (or failed) by exactly one of them.
         """
         now = utcnow()
         touched: list[int] = []
         with self._tx() as s:
-            running = s.scalars(select(Job).where(Job.state == "running")).all()
-            for job in running:
-                expired = job.lease_expires_at is None or job.lease_expires_at < now
-                if not (expired or owner_is_dead(job.lease_owner or "")):
-                    continue
-                touched.append(job.id)
-                s.execute(update(Attempt).where(
-                    Attempt.job_id == job.id, Attempt.state == "running"
-                ).values(state="abandoned", outcome="worker_lost", finished_at=now))
-                used = s.scalar(select(func.count()).where(Attempt.job_id == job.id)) or 0
-                if used >= max_attempts:
-                    job.state, job.outcome = "failed", "worker_lost"
-                    kind = "job.finished"
-                else:
-                    job.state = "queued"
-                    kind = "job.requeued"
-                job.lease_owner, job.lease_expires_at = None, None
-                s.add(JobEvent(job_id=job.id, kind=kind,
-                               data={"reason": "worker_lost", "attempts": used}))
+            running = s.execute(select(Job.id, Job.lease_owner, Job.lease_expires_at)
+                                .where(Job.state == "running").order_by(Job.id)).all()
+            lost = [_Lost(*row) for row in running if _is_lost(_Lost(*row), now, owner_is_dead)]
+            if lost and self._postgres:
+                lost = _lock_lost(s, lost, now, owner_is_dead)
+            for job in lost:
+                if _release(s, job, now, max_attempts):
+                    touched.append(job.job_id)
         return touched
 
     def is_idle(self) -> bool:
-        """No pending delivery and no queued or running job."""
+        """No delivery waiting to be planned and no queued or running job."""
         with self._tx() as s:
-            pending = s.scalar(select(func.count()).where(Delivery.status == "pending")) or 0
+            pending = s.scalar(select(func.count()).where(Delivery.status.in_(UNPLANNED))) or 0
             active = s.scalar(select(func.count()).where(Job.state.in_(ACTIVE_STATES))) or 0
             return pending == 0 and active == 0
+
+
+# claims and recovery, one transaction each (the caller's) ---------------------------------
+
+
+def _lease_values(owner: str, lease_seconds: int) -> dict[str, Any]:
+    return {"state": "running", "lease_owner": owner,
+            "lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
+
+
+def _take_locked(s: Session, owner: str, lease_seconds: int) -> JobView | None:
+    """PostgreSQL: lease the oldest queued job no other worker holds, in one statement.
+
+    SKIP LOCKED lets concurrent workers each take a different job without waiting on one
+    another; the row stays locked until the attempt is recorded and the transaction commits.
+    """
+    oldest = (select(Job.id).where(Job.state == "queued").order_by(Job.id).limit(1)
+              .with_for_update(skip_locked=True).scalar_subquery())
+    # RETURNING the leased row spares a second round trip to read it.
+    job = s.scalars(
+        update(Job).where(Job.id == oldest).values(**_lease_values(owner, lease_seconds))
+        .returning(Job).execution_options(synchronize_session=False)
+    ).one_or_none()
+    return None if job is None else _view(job)
+
+
+def _take_conditional(s: Session, owner: str, lease_seconds: int) -> JobView | None:
+    """SQLite (no row locks): the state check in the UPDATE makes the claim atomic."""
+    candidates = s.scalars(
+        select(Job.id).where(Job.state == "queued").order_by(Job.id).limit(5)
+    ).all()
+    for job_id in candidates:
+        taken = _changed(s, update(Job).where(Job.id == job_id, Job.state == "queued")
+                         .values(**_lease_values(owner, lease_seconds)))
+        if taken == 1:
+            job = s.get(Job, job_id)
+            if job is None:  # the row is leased by this very transaction
+                raise StoreError(f"job {job_id} vanished while being claimed")
+            return _view(job)
+    return None
+
+
+def _open_attempt(s: Session, job: JobView, owner: str) -> Claim:
+    """Record the next attempt of a job this transaction has just leased."""
+    number = (s.scalar(
+        select(func.max(Attempt.number)).where(Attempt.job_id == job.id)
+    ) or 0) + 1
+    attempt = Attempt(job_id=job.id, number=number, worker=owner)
+    s.add(attempt)
+    s.flush()
+    s.add(JobEvent(job_id=job.id, attempt_id=attempt.id, kind="attempt.started",
+                   data={"number": number, "worker": owner}))
+    return Claim(job, attempt.id, number)
+
+
+@dataclass(frozen=True)
+class _Lost:
+    """A running job as recovery saw it: the lease it means to break."""
+
+    job_id: int
+    owner: str | None
+    expires: datetime | None
+
+
+def _is_lost(job: _Lost, now: datetime, owner_is_dead: Callable[[str], bool]) -> bool:
+    expired = job.expires is None or job.expires < now
+    return expired or owner_is_dead(job.owner or "")
+
+
+def _lock_lost(s: Session, lost: list[_Lost], now: datetime,
+               owner_is_dead: Callable[[str], bool]) -> list[_Lost]:
+    """PostgreSQL: lock the lost jobs' rows, skipping those another worker holds.
+
+    Two recovering workers split the rows instead of both taking every one; a row locked
+    right now is being recovered, renewed or finished by someone else, no reason to wait.
+    Only lost rows are locked, so live jobs' renewals never queue behind a recovery.
+    """
+    rows = s.execute(
+        select(Job.id, Job.lease_owner, Job.lease_expires_at)
+        .where(Job.id.in_([job.job_id for job in lost]), Job.state == "running")
+        .order_by(Job.id).with_for_update(skip_locked=True)
+    ).all()
+    # Read again under the lock: the owner may have renewed the lease meanwhile.
+    return [_Lost(*row) for row in rows if _is_lost(_Lost(*row), now, owner_is_dead)]
+
+
+def _release(s: Session, lost: _Lost, now: datetime, max_attempts: int) -> bool:
+    """Requeue (or fail) a job whose lease is lost; False when someone got there first.
+
+    The UPDATE only matches the lease exactly as recovery saw it, so a job that another
+    worker already requeued, claimed again, or whose owner renewed it meanwhile is left
+    alone: on SQLite, which has no row locks, this is what keeps two recoveries apart.
+    """
+    used = s.scalar(select(func.count()).where(Attempt.job_id == lost.job_id)) or 0
+    give_up = used >= max_attempts
+    outcome = {"state": "failed", "outcome": "worker_lost"} if give_up else {"state": "queued"}
+    won = _changed(s,
+        update(Job).where(Job.id == lost.job_id, Job.state == "running",
+                          Job.lease_owner == lost.owner, Job.lease_expires_at == lost.expires)
+        .values(lease_owner=None, lease_expires_at=None, **outcome)
+    ) == 1
+    if not won:
+        return False
+    s.execute(update(Attempt).where(
+        Attempt.job_id == lost.job_id, Attempt.state == "running"
+    ).values(state="abandoned", outcome="worker_lost", finished_at=now))
+    s.add(JobEvent(job_id=lost.job_id, kind="job.finished" if give_up else "job.requeued",
+                   data={"reason": "worker_lost", "attempts": used}))
+    return True

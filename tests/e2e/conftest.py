@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,10 +67,21 @@ def e2e_env(data_dir: Path, transcript: Path) -> dict[str, str]:
 def live_factory(tmp_path: Path) -> Iterator[object]:
     started: list[tuple[Service, object]] = []
 
-    def make(transcript: Path, extra_env: dict[str, str] | None = None) -> Live:
+    def make(transcript: Path, extra_env: dict[str, str] | None = None,
+             repo_files: dict[str, str | None] | None = None) -> Live:
+        """A live service over a local forge whose repository is examples/hello-service,
+        with ``repo_files`` written over it (None deletes a file)."""
         env = {**e2e_env(tmp_path / "data", transcript), **(extra_env or {})}
         settings = load_settings(None, environ=env)
-        admin.init_repo(settings.local_root, REPO_NAME, REPO / "examples" / "hello-service")
+        source = tmp_path / "source"
+        shutil.copytree(REPO / "examples" / "hello-service", source,
+                        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+        for name, text in (repo_files or {}).items():
+            if text is None:
+                (source / name).unlink()
+            else:
+                (source / name).write_text(text)
+        admin.init_repo(settings.local_root, REPO_NAME, source)
         service = build_service(settings)
         service.start(schedule=False)  # the test ticks by hand
         server = create_server(service.app, host="127.0.0.1", port=0, threads=4)

@@ -131,16 +131,47 @@ def test_a_model_answering_nonsense_changes_nothing_and_says_so(live_factory, tm
     assert "nothing was pushed" in live.comments(1)[-1]
 
 
-def test_the_job_time_limit_is_enforced_outside_the_model(live_factory, transcripts, tmp_path):
-    policy = tmp_path / "policy.yml"
-    policy.write_text("version: 1\nlimits:\n  job_timeout_s: 1\n")
-    live = live_factory(transcripts / "add_farewell.yaml", {
-        "FORGEBOT_POLICY_FILE": str(policy),
-        "FORGEBOT_SANDBOX__TEST_COMMAND": '["sh", "-c", "sleep 3"]',
-    })
+def test_the_job_time_limit_is_enforced_outside_the_model(live_factory, transcripts):
+    # The repository may only tighten the policy: here a 1 s job limit and slow tests.
+    live = live_factory(transcripts / "add_farewell.yaml", repo_files={
+        ".forgebot.yml": "test: sleep 3\nlimits:\n  job_timeout_s: 1\n"})
     live.file_issue("Add a farewell")
     live.run_until_idle()
     [job] = live.service.store.list_jobs()
     assert job.outcome == "budget_exceeded"
     assert live.pulls() == []
     assert "ran past limits.job_timeout_s" in live.comments(1)[-1]
+
+
+def test_a_repository_without_a_known_toolchain_is_told_what_to_configure(
+        live_factory, transcripts):
+    live = live_factory(transcripts / "add_farewell.yaml",
+                        repo_files={"pyproject.toml": None})
+    live.file_issue("Add a farewell")
+    live.run_until_idle()
+    [job] = live.service.store.list_jobs()
+    assert job.outcome == "no_toolchain"
+    comment = live.comments(1)[-1]
+    assert ".forgebot.yml" in comment and "test:" in comment
+
+
+def test_a_repository_config_that_tries_to_loosen_the_policy_changes_nothing(
+        live_factory, transcripts):
+    live = live_factory(transcripts / "denied_path.yaml", repo_files={
+        ".forgebot.yml": "paths:\n  deny: []\nlimits:\n  max_files_changed: 5000\n"})
+    live.file_issue("Speed up CI")
+    live.run_until_idle()
+    [job] = live.service.store.list_jobs()
+    assert job.outcome == "policy_blocked"
+    assert "paths.deny" in live.comments(1)[-1]
+
+
+def test_a_repository_config_with_a_typo_is_named(live_factory, transcripts):
+    live = live_factory(transcripts / "add_farewell.yaml",
+                        repo_files={".forgebot.yml": "limits:\n  max_files_chaged: 3\n"})
+    live.file_issue("Add a farewell")
+    live.run_until_idle()
+    [job] = live.service.store.list_jobs()
+    assert job.outcome == "config_error"
+    assert "max_files_chaged" in live.comments(1)[-1]
+    assert live.pulls() == []

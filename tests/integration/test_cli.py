@@ -17,14 +17,14 @@ def env_for(tmp_path):
 
 def test_doctor_reports_each_part_with_fix_hints(tmp_path):
     env = env_for(tmp_path)
-    env["FORGEBOT_SANDBOX__IMAGE"] = "forgebot-runner-python:missing"
+    env["FORGEBOT_SANDBOX__IMAGES"] = "{python: forgebot-runner-python:missing}"
     result = run(env, "doctor")
     assert result.exit_code == 1
     out = result.output
-    for part in ("configuration", "git", "docker engine", "runner image", "store", "model",
+    for part in ("configuration", "git", "docker engine", "runner images", "store", "model",
                  "policy", "local forge"):
         assert f"] {part}:" in out
-    assert "[FAIL] runner image" in out and "fix: make runner-image" in out
+    assert "[FAIL] runner images" in out and "fix: make runner-images" in out
     assert "no-new-privileges" in out
 
 

@@ -29,7 +29,8 @@ from bot.forges.base import NewPull
 from bot.forges.gitea import GiteaForge
 from bot.forges.http import BreakerRegistry
 from bot.forges.verify import sign_sha256
-from bot.pipeline.planner import plan_pending
+from bot.pipeline.planner import Planner
+from bot.policy.model import Policy, Trigger
 from bot.store import Store
 from bot.web import create_app
 
@@ -81,6 +82,7 @@ class FakeGitea:
         default_factory=lambda: {"alice": "write", "root": "owner", "eve": "read"}
     )
     bot_is_admin: bool = True
+    repo_path: str = r"/repos/acme/app"
     page_cap: int = 50  # Gitea's [api] MAX_RESPONSE_ITEMS
     calls: list[tuple[str, str]] = field(default_factory=list)
     faults: dict[tuple[str, str], list[Answer | Lost]] = field(default_factory=dict)
@@ -122,7 +124,7 @@ class FakeGitea:
         return 404, {}, {"message": "The target couldn't be found.", "errors": []}
 
     def _routes(self) -> list[tuple[str, str, Callable[..., Reply]]]:
-        repo = r"/repos/acme/app"
+        repo = self.repo_path
         return [
             ("GET", repo, self._get_repo),
             ("GET", repo + r"/issues/(\d+)", self._get_issue),
@@ -627,15 +629,20 @@ DELIVERIES = [
 
 
 def test_the_receiver_stores_every_gitea_delivery_and_the_planner_makes_one_job(
-    gitea: GiteaForge, store: Store
+    gitea: GiteaForge, store: Store, server: FakeGitea
 ) -> None:
+    # The fixtures come from repository example/example; the fake serves acme/app.
+    server.repo_path = r"/repos/example/example"
+    server.permissions["example"] = "write"  # the sender of the label fixture
     app = create_app(store, {"gitea": gitea})
     client = app.test_client()
     for name, event, event_type in DELIVERIES:
         headers, body = signed_delivery(name, event, event_type)
         answer = client.post("/webhooks/gitea", data=body, headers=headers)
         assert answer.status_code == 202, name
-    assert plan_pending(store, {"gitea": gitea}, trigger_labels=["bug"]) == 1
+    made = Planner(store, {"gitea": gitea}, Policy(trigger=Trigger(labels=("bug",))),
+                   "forgebot").plan_pending()
+    assert made == 1
     # The labelled issue made a job; every other event was recorded and ignored.
     assert store.delivery_counts() == {"job": 1, "ignored": len(DELIVERIES) - 1}
 

@@ -5,19 +5,21 @@ import threading
 
 from bot.config import load_settings
 from bot.forges import build_forges
+from bot.pipeline.planner import Planner
+from bot.policy.model import Policy
 from bot.scheduler import Dispatcher, owner_is_dead
-from tests.conftest import SECRET, labeled_payload, signed
+from tests.conftest import SECRET, labeled_payload, signed, with_local_repo
 
 
 def make(tmp_path, run_job, **env):
-    settings = load_settings(None, environ={
+    settings = with_local_repo(load_settings(None, environ={
         "FORGEBOT_DATA_DIR": str(tmp_path), "FORGEBOT_FORGES__LOCAL__SECRET": SECRET,
-        **{f"FORGEBOT_SCHEDULER__{k.upper()}": str(v) for k, v in env.items()}})
+        **{f"FORGEBOT_SCHEDULER__{k.upper()}": str(v) for k, v in env.items()}}))
     from bot.store import open_store
 
     store = open_store(settings.store_url)
-    return Dispatcher(store, build_forges(settings), settings, run_job,
-                      trigger_labels=["forgebot"]), store
+    planner = Planner(store, build_forges(settings), Policy(), settings.bot_user)
+    return Dispatcher(store, planner, settings, run_job), store
 
 
 def deliver(store, number):

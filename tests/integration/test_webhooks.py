@@ -5,7 +5,8 @@ import json
 import pytest
 
 from bot.forges import build_forges
-from bot.pipeline.planner import plan_pending
+from bot.pipeline.planner import Planner
+from bot.policy.model import Policy
 from bot.web import create_app
 from tests.conftest import labeled_payload, signed
 
@@ -18,6 +19,10 @@ def client(settings, store):
     c = app.test_client()
     c.woken = woken
     return c
+
+
+def plan(store, settings):
+    return Planner(store, build_forges(settings), Policy(), settings.bot_user).plan_pending()
 
 
 def post(client, headers, body, forge="local"):
@@ -84,7 +89,7 @@ def test_same_delivery_twice_makes_one_job(client, store, settings):
     # A different delivery id for the same trigger (a forge's duplicate event) too.
     headers2, body2 = signed("issues", labeled_payload())
     assert post(client, headers2, body2).status_code == 202
-    made = plan_pending(store, build_forges(settings), ["forgebot"])
+    made = plan(store, settings)
     assert made == 1
     assert len(store.list_jobs()) == 1
     assert store.delivery_counts() == {"job": 1, "ignored": 1}
@@ -95,7 +100,7 @@ def test_event_that_starts_nothing_is_recorded_and_ignored(client, store, settin
     for payload in (labeled_payload(label="bug"), opened):
         headers, body = signed("issues", payload)
         assert post(client, headers, body).status_code == 202
-    plan_pending(store, build_forges(settings), ["forgebot"])
+    plan(store, settings)
     assert store.list_jobs() == []
     assert store.delivery_counts() == {"ignored": 2}
 
@@ -105,7 +110,7 @@ def test_valid_json_with_the_wrong_shape_is_recorded_as_invalid(client, store, s
     del payload["issue"]["number"]
     headers, body = signed("issues", payload)
     assert post(client, headers, body).status_code == 202
-    plan_pending(store, build_forges(settings), ["forgebot"])
+    plan(store, settings)
     assert store.delivery_counts() == {"invalid": 1}
     assert store.list_jobs() == []
 
@@ -115,7 +120,7 @@ def test_health_ready_and_jobs_api(client, store, settings):
     assert client.get("/readyz").status_code == 200
     headers, body = signed("issues", labeled_payload())
     post(client, headers, body)
-    plan_pending(store, build_forges(settings), ["forgebot"])
+    plan(store, settings)
     listing = client.get("/api/jobs").get_json()
     assert [j["issue_number"] for j in listing["jobs"]] == [1]
     job_id = listing["jobs"][0]["id"]

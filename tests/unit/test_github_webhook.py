@@ -13,8 +13,7 @@ import pytest
 from bot.config import GitHubSettings
 from bot.errors import ForgeError
 from bot.events import CommentCreated, IssueLabeled, PullClosed, Pushed, Repo, ReviewSubmitted
-from bot.forges.github import GitHubForge
-from bot.forges.github import webhook
+from bot.forges.github import GitHubForge, webhook
 from bot.forges.verify import sign_sha256
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks" / "github"
@@ -66,7 +65,8 @@ EXPECTED: list[tuple[str, str, object]] = [
         repo=Repo("github", "Codertocat/Hello-World", "master", installation_id=1), number=2,
         head="changes", merged=False, sender="Codertocat")),
     ("pull_request_review__submitted", "pull_request_review", ReviewSubmitted(
-        repo=HELLO, number=2, state="commented", body="", author="Codertocat")),
+        repo=Repo("github", "Codertocat/Hello-World", "master", installation_id=1), number=2,
+        state="commented", body="", author="Codertocat")),
 ]
 
 

@@ -576,3 +576,15 @@ def test_normalise_path(path: str, normal: str | None) -> None:
 )
 def test_is_test_path(path: str, expected: bool) -> None:
     assert is_test_path(path) is expected
+
+
+def test_min_permission_can_only_be_raised_by_a_repository():
+    from bot.policy.load import merge_repo_policy
+    from bot.policy.model import Policy
+
+    base = Policy()
+    raised = merge_repo_policy(base, {"trigger": {"min_permission": "maintain"}})
+    assert raised.policy.trigger.min_permission == "maintain" and raised.ignored == []
+    lowered = merge_repo_policy(base, {"trigger": {"min_permission": "read"}})
+    assert lowered.policy.trigger.min_permission == "write"
+    assert [i.key for i in lowered.ignored] == ["trigger.min_permission"]

@@ -1,0 +1,563 @@
+"""The Forge API calls on GitHub, through github3.py over the one resilient session.
+
+github3.py does the endpoints it has (issues, pull requests by head, labels, comments,
+statuses, compare); the same session serves the few it lacks (open a *draft* pull request,
+reactions, a collaborator's permission). Every github3 or HTTP failure leaves here as
+``ForgeError``, built by :func:`bot.forges.http.check` so the message never carries a token.
+
+Authentication is per request: :class:`RepoTokenAuth` reads the repository from the URL
+and asks a token source for its token (a personal token, or the installation token of a
+GitHub App, refreshed when it nears expiry). So github3's objects never hold a token that
+can go stale, and one session serves every installation.
+
+Idempotency on top of the session's own retries: the session does not resend a POST or
+PATCH that may have reached GitHub (a 5xx, a timeout). Such an *uncertain write* is retried
+here, a few times, and only where that is safe: :meth:`GitHubClient.open_pull` first looks
+the pull request up by its head branch, :meth:`GitHubClient.upsert_comment` looks for its
+marker again, and labels, reactions, statuses and body edits are harmless to repeat. Reads
+are never retried here (the session did that), so attempts do not multiply. One job makes
+one pull request and one status comment however the network behaves.
+
+Draft flags: REST can open a pull request as a draft, but cannot turn a pull request into
+a draft or mark a draft ready for review (only GraphQL's ``convertPullRequestToDraft`` and
+``markPullRequestReadyForReview`` can). :meth:`GitHubClient.update_pull` changes the body
+and returns the pull request with its *actual* draft flag, logging when it differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import github3  # type: ignore[import-untyped]
+import requests
+
+from bot import gitops
+from bot.errors import ForgeError
+from bot.forges.base import Issue, NewPull, PullRequest, rewrite_url
+from bot.forges.http import check
+
+log = logging.getLogger(__name__)
+
+STATUS_CONTEXT = "forgebot"
+STATES = ("pending", "success", "failure", "error")
+REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
+PERMISSIONS = ("none", "read", "write", "admin")
+# The legacy ``permission`` field already folds roles into four levels; these map the
+# role names some GitHub Enterprise versions put there instead.
+_ROLE_LEVELS = {"maintain": "write", "triage": "read", "push": "write", "pull": "read"}
+_DESCRIPTION_MAX = 140  # GitHub rejects longer commit-status descriptions
+_COMPARE_FILES_MAX = 300  # the compare API lists at most this many files
+_HANDLES_MAX = 256
+_REPO_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_REPO_IN_PATH = re.compile(r"/repos/([^/]+)/([^/]+)(?:/|$)")
+
+TokenSource = Callable[[str], str]
+"""``owner/name`` → the token to send for that repository."""
+
+T = TypeVar("T")
+
+
+def split_repo(repo: str) -> tuple[str, str]:
+    """``owner/name`` → ``(owner, name)``; ``ForgeError`` for anything else."""
+    owner, _, name = repo.partition("/")
+    if not (_REPO_NAME.fullmatch(owner) and _REPO_NAME.fullmatch(name)) or name in {".", ".."}:
+        raise ForgeError(f"bad GitHub repository name {repo!r}: expected owner/name")
+    return owner, name
+
+
+def web_url(api_url: str) -> str:
+    """The web root that hosts git for an API root.
+
+    ``https://api.github.com`` → ``https://github.com``; GitHub Enterprise's
+    ``https://HOST/api/v3`` → ``https://HOST``.
+    """
+    parts = urlsplit(api_url.rstrip("/"))
+    host, path = parts.netloc, parts.path
+    if path.endswith("/api/v3"):
+        path = path[: -len("/api/v3")]
+    elif host.startswith("api."):
+        host = host[len("api.") :]
+    return f"{parts.scheme}://{host}{path}"
+
+
+class RepoTokenAuth(requests.auth.AuthBase):
+    """Sends the token of the repository a request is about (``/repos/{owner}/{name}/...``).
+
+    ``on_unauthorized(repo)`` runs when GitHub answers 401, so a revoked or clock-skewed
+    token is dropped and the next request fetches a new one.
+    """
+
+    def __init__(
+        self, tokens: TokenSource, on_unauthorized: Callable[[str], None] | None = None
+    ) -> None:
+        self._tokens = tokens
+        self._on_unauthorized = on_unauthorized
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        match = _REPO_IN_PATH.search(urlsplit(request.url or "").path)
+        if match is None:
+            raise ForgeError(f"no repository in the GitHub API path of {request.method} request")
+        repo = f"{match.group(1)}/{match.group(2)}"
+        request.headers["Authorization"] = f"Bearer {self._tokens(repo)}"
+        if self._on_unauthorized is not None:
+            request.hooks.setdefault("response", []).append(self._unauthorized_hook(repo))
+        return request
+
+    def _unauthorized_hook(self, repo: str) -> Callable[..., None]:
+        def hook(response: requests.Response, *args: object, **kwargs: object) -> None:
+            if response.status_code == 401 and self._on_unauthorized is not None:
+                self._on_unauthorized(repo)
+
+        return hook
+
+    def __repr__(self) -> str:
+        return "RepoTokenAuth(***)"
+
+
+class _Handles:
+    """github3 objects by key, least recently used dropped first.
+
+    They are kept only for the URLs they carry (a repository's or an issue's API root),
+    which never go stale; their data is never read from here. This saves the GET github3
+    would otherwise make before every label, comment or status call.
+    """
+
+    def __init__(self, size: int = _HANDLES_MAX) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict[object, Any] = OrderedDict()
+
+    def get(self, key: object, load: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = load()
+        self.put(key, value)
+        return value
+
+    def peek(self, key: object) -> Any | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key: object, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def drop(self, key: object) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+
+class _UncertainWrite(Exception):
+    """A write failed in a way that may have reached GitHub (a 5xx, a timeout)."""
+
+    def __init__(self, error: ForgeError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Re-raise github3.py's errors as ``ForgeError`` (``retryable`` from the status)."""
+    try:
+        yield
+    except github3.exceptions.GitHubError as exc:
+        response = getattr(exc, "response", None)
+        if isinstance(response, requests.Response):
+            try:
+                check(response, what)
+            except ForgeError as error:
+                raise error from exc
+        raise ForgeError(f"{what}: unexpected answer from GitHub ({exc.msg})") from exc
+    except github3.exceptions.GitHubException as exc:
+        raise ForgeError(f"{what}: {type(exc).__name__}") from exc
+
+
+class GitHubClient:
+    """The GitHub calls of the Forge protocol; ``repo`` is always ``owner/name``."""
+
+    def __init__(
+        self,
+        gh: Any,
+        *,
+        api_url: str,
+        bot_user: str,
+        tokens: TokenSource,
+        git_url_rewrite: Mapping[str, str],
+        max_attempts: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._gh = gh
+        self._session: requests.Session = gh.session
+        self._api = api_url.rstrip("/")
+        self._web = web_url(self._api)
+        self.bot_user = bot_user
+        # An App comments as "<slug>[bot]"; accept that form of the configured name too.
+        self._bot_logins = {bot_user.lower(), f"{bot_user.lower()}[bot]"}
+        self._tokens = tokens
+        self._rewrite = dict(git_url_rewrite)
+        self._attempts = max(1, max_attempts)
+        self._sleep = sleep
+        self._repos = _Handles()
+        self._issues = _Handles()
+        self._comments = _Handles()  # (repo, number, marker) -> the bot's status comment
+
+    # ------------------------------------------------------------------ git
+
+    def clone_url(self, repo: str) -> str:
+        """``https://github.com/owner/name.git`` (or the Enterprise host), rewritten by
+        ``git_url_rewrite``; never with a credential in it."""
+        owner, name = split_repo(repo)
+        return rewrite_url(f"{self._web}/{owner}/{name}.git", self._rewrite)
+
+    def git_auth(self, repo: str) -> dict[str, str]:
+        """Askpass environment with user ``x-access-token`` and a token valid for a while
+        (an App's installation token is refreshed first when it nears expiry)."""
+        split_repo(repo)
+        return gitops.auth_env("x-access-token", self._tokens(repo))
+
+    # --------------------------------------------------------------- issues
+
+    def get_issue(self, repo: str, number: int) -> Issue:
+        """``GET /repos/{o}/{r}/issues/{n}`` (works for a pull request's number too)."""
+        owner, name = split_repo(repo)
+        with translated(f"read issue #{number} of {repo}"):
+            issue = self._gh.issue(owner, name, number)
+        if issue is None:
+            raise ForgeError(f"{repo} has no issue #{number}")
+        self._issues.put((repo.lower(), number), issue)
+        data = issue.as_dict()
+        return Issue(
+            number=_int(data, "number"),
+            title=_str(data, "title"),
+            body=_str(data, "body", optional=True),
+            labels=tuple(_str(label, "name") for label in data.get("labels") or []),
+            author=_str(data.get("user") or {}, "login"),
+        )
+
+    def comment(self, repo: str, number: int, body: str) -> None:
+        """``POST /repos/{o}/{r}/issues/{n}/comments``.
+
+        Not retried after an answer that may mean it was posted: a plain comment has no
+        marker to find it by. Use :meth:`upsert_comment` for anything that may repeat.
+        """
+        with translated(f"comment on #{number} of {repo}"):
+            self._issue(repo, number).create_comment(body)
+
+    def upsert_comment(self, repo: str, number: int, marker: str, body: str) -> None:
+        """Edit the bot's own comment that contains ``marker``, or add one.
+
+        The first time: ``GET .../issues/{n}/comments`` (100 a page), then ``POST`` (or
+        ``PATCH .../issues/comments/{id}`` when an earlier process left one). Afterwards the
+        comment is remembered and only ``PATCH``ed; a remembered comment someone deleted is
+        searched for again. After a failure that may have posted, the search runs again, so
+        the comment is never doubled.
+        """
+        if marker not in body:
+            raise ForgeError("upsert_comment: the body must contain the marker")
+        key = (repo.lower(), number, marker)
+        what = f"update the bot's comment on #{number} of {repo}"
+
+        def once() -> None:
+            known = self._comments.peek(key)
+            if known is not None:
+                try:
+                    self._write(what, lambda: known.edit(body))
+                    return
+                except ForgeError as exc:
+                    if not isinstance(exc.__cause__, github3.exceptions.NotFoundError):
+                        raise
+                    self._comments.drop(key)  # deleted by someone: look again
+            issue = self._issue(repo, number)
+            with translated(what):
+                found = next((c for c in issue.comments() if self._is_own(c, marker)), None)
+            if found is None:
+                found = self._write(what, lambda: issue.create_comment(body))
+            else:
+                edit = found.edit
+                self._write(what, lambda: edit(body))
+            self._comments.put(key, found)
+
+        self._retrying(what, once)
+
+    def react(self, repo: str, number: int, comment_id: int | None, reaction: str) -> None:
+        """``POST .../issues/{n}/reactions`` or ``.../issues/comments/{id}/reactions``.
+
+        GitHub answers 200 for a reaction that is already there, so repeating is harmless.
+        """
+        if reaction not in REACTIONS:
+            raise ForgeError(f"unknown reaction {reaction!r}: expected one of {REACTIONS}")
+        owner, name = split_repo(repo)
+        where = "issues" if comment_id is None else "issues/comments"
+        target = number if comment_id is None else comment_id
+        url = f"{self._api}/repos/{owner}/{name}/{where}/{target}/reactions"
+        what = f"react {reaction} on #{number} of {repo}"
+        self._retrying(what, lambda: self._write(
+            what, lambda: check(self._session.post(url, json={"content": reaction}), what)))
+
+    def add_labels(self, repo: str, number: int, labels: list[str]) -> None:
+        """``POST .../issues/{n}/labels``: adds, keeps the labels already there."""
+        if not labels:
+            return
+        what = f"add labels to #{number} of {repo}"
+        issue = self._issue(repo, number)
+        self._retrying(what, lambda: self._write(what, lambda: issue.add_labels(*labels)))
+
+    def remove_label(self, repo: str, number: int, label: str) -> None:
+        """``DELETE .../issues/{n}/labels/{name}``; a label that is not there is fine."""
+        issue = self._issue(repo, number)
+        try:
+            with translated(f"remove label {label!r} from #{number} of {repo}"):
+                # github3 does not quote path parts: "a/b" or "good first issue" would break.
+                issue.remove_label(quote(label, safe=""))
+        except ForgeError as exc:
+            if not isinstance(exc.__cause__, github3.exceptions.NotFoundError):
+                raise
+
+    # -------------------------------------------------------- pull requests
+
+    def find_pull(self, repo: str, head: str) -> PullRequest | None:
+        """``GET /repos/{o}/{r}/pulls?state=open&head={owner}:{head}``."""
+        owner, _ = split_repo(repo)
+        repository = self._repository(repo)
+        with translated(f"look up the pull request from {head} on {repo}"):
+            for found in repository.pull_requests(state="open", head=f"{owner}:{head}"):
+                pull = _pull_of(found)
+                if pull.head == head:
+                    return pull
+        return None
+
+    def open_pull(self, repo: str, pull: NewPull) -> PullRequest:
+        """``POST /repos/{o}/{r}/pulls`` (``draft`` when asked; github3 cannot say draft).
+
+        When the answer leaves it unclear whether the pull request was made (a 5xx, a
+        timeout), or GitHub says one already exists for the branch, the open pull request
+        from ``pull.head`` is looked up and returned instead of making a second one.
+        """
+        owner, name = split_repo(repo)
+        url = f"{self._api}/repos/{owner}/{name}/pulls"
+        payload = {"title": pull.title, "head": pull.head, "base": pull.base, "body": pull.body,
+                   "draft": pull.draft}
+        what = f"open a pull request from {pull.head} on {repo}"
+        tries = 0
+
+        def once() -> PullRequest:
+            nonlocal tries
+            tries += 1
+            if tries > 1:  # the failed attempt may have made it after all
+                existing = self.find_pull(repo, pull.head)
+                if existing is not None:
+                    return existing
+            return self._write(what, lambda: self._create_pull(url, payload, what, repo))
+
+        return self._retrying(what, once)
+
+    def _create_pull(self, url: str, payload: dict[str, Any], what: str, repo: str) -> PullRequest:
+        response = self._session.post(url, json=payload)
+        if response.status_code == 422:
+            message = response.text.lower()
+            if "already exists" in message:
+                existing = self.find_pull(repo, str(payload["head"]))
+                if existing is not None:
+                    return existing
+            elif payload["draft"] and "draft" in message:
+                # Private repositories on free plans cannot have drafts: open a normal one;
+                # the failing commit status still says what the draft would have said.
+                log.warning("%s: drafts are not supported there, opening a normal one", what)
+                return self._create_pull(url, {**payload, "draft": False}, what, repo)
+        data = check(response, what).json()
+        if not isinstance(data, dict):
+            raise ForgeError(f"{what}: GitHub answered without a pull request")
+        return _pull(data)
+
+    def update_pull(self, repo: str, number: int, *, body: str, draft: bool) -> PullRequest:
+        """``GET`` then ``PATCH /repos/{o}/{r}/pulls/{n}`` with the new body.
+
+        The draft flag cannot change through REST (see the module doc): the pull request
+        comes back with its actual flag, and a difference is logged.
+        """
+        owner, name = split_repo(repo)
+        what = f"update pull request #{number} of {repo}"
+        with translated(what):
+            pull = self._gh.pull_request(owner, name, number)
+        if pull is None:
+            raise ForgeError(f"{repo} has no pull request #{number}")
+
+        self._retrying(what, lambda: self._write(what, lambda: pull.update(body=body)))
+        result = _pull_of(pull)
+        if result.draft != draft:
+            log.warning(
+                "%s: cannot mark it %s through the REST API; it stays %s", what,
+                "a draft" if draft else "ready for review", "a draft" if result.draft else "ready",
+            )
+        return result
+
+    # ---------------------------------------------------------- repository
+
+    def changed_files(self, repo: str, base: str, head: str) -> list[str]:
+        """``GET /repos/{o}/{r}/compare/{base}...{head}``: every path touched, renames as
+        both their old and new path (as ``git diff --no-renames`` lists them)."""
+        what = f"compare {base[:12]}...{head[:12]} on {repo}"
+        with translated(what):
+            files = self._repository(repo).compare_commits(base, head).files
+        if not isinstance(files, list):
+            raise ForgeError(f"{what}: GitHub answered without a file list")
+        if len(files) >= _COMPARE_FILES_MAX:
+            log.warning("%s: GitHub lists at most %d files; the list may be cut short",
+                        what, _COMPARE_FILES_MAX)
+        paths: dict[str, None] = {}
+        for item in files:
+            for key in ("previous_filename", "filename"):
+                value = item.get(key) if isinstance(item, dict) else None
+                if isinstance(value, str):
+                    paths[value] = None
+        return list(paths)
+
+    def set_status(self, repo: str, sha: str, state: str, description: str) -> None:
+        """``POST /repos/{o}/{r}/statuses/{sha}`` with context ``forgebot``; the newest
+        status of a context wins, so repeating it is harmless."""
+        if state not in STATES:
+            raise ForgeError(f"unknown status state {state!r}: expected one of {STATES}")
+        if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", sha):
+            raise ForgeError(f"not a full commit sha: {sha!r}")
+        text = description if len(description) <= _DESCRIPTION_MAX else (
+            description[: _DESCRIPTION_MAX - 1] + "…")
+        repository = self._repository(repo)
+        what = f"set the {STATUS_CONTEXT} status of {sha[:12]} on {repo}"
+
+        self._retrying(what, lambda: self._write(what, lambda: repository.create_status(
+            sha, state, description=text, context=STATUS_CONTEXT)))
+
+    def permission(self, repo: str, user: str) -> str:
+        """``GET /repos/{o}/{r}/collaborators/{user}/permission`` → none/read/write/admin;
+        a user GitHub does not know (404) has ``none``."""
+        owner, name = split_repo(repo)
+        url = (f"{self._api}/repos/{owner}/{name}/collaborators/"
+               f"{quote(user, safe='')}/permission")
+        response = self._session.get(url)
+        if response.status_code == 404:
+            return "none"
+        data = check(response, f"read the permission of {user} on {repo}").json()
+        level = data.get("permission") if isinstance(data, dict) else None
+        level = _ROLE_LEVELS.get(str(level), level)
+        if level not in PERMISSIONS:
+            raise ForgeError(f"GitHub answered an unknown permission {level!r} for {user}")
+        return str(level)
+
+    # ------------------------------------------------------------- helpers
+
+    def _repository(self, repo: str) -> Any:
+        owner, name = split_repo(repo)
+
+        def load() -> Any:
+            with translated(f"read repository {repo}"):
+                found = self._gh.repository(owner, name)
+            if found is None:
+                raise ForgeError(f"GitHub has no repository {repo}")
+            return found
+
+        return self._repos.get(repo.lower(), load)
+
+    def _issue(self, repo: str, number: int) -> Any:
+        owner, name = split_repo(repo)
+
+        def load() -> Any:
+            with translated(f"read issue #{number} of {repo}"):
+                found = self._gh.issue(owner, name, number)
+            if found is None:
+                raise ForgeError(f"{repo} has no issue or pull request #{number}")
+            return found
+
+        return self._issues.get((repo.lower(), number), load)
+
+    def _is_own(self, comment: Any, marker: str) -> bool:
+        data = comment.as_dict()
+        author = str((data.get("user") or {}).get("login", "")).lower()
+        return author in self._bot_logins and marker in str(data.get("body") or "")
+
+    def _write(self, what: str, call: Callable[[], T]) -> T:
+        """Run one write (github3 or the session); a retryable failure becomes
+        :class:`_UncertainWrite`, which only :meth:`_retrying` acts on."""
+        try:
+            with translated(what):
+                return call()
+        except ForgeError as exc:
+            if exc.retryable:
+                raise _UncertainWrite(exc) from exc
+            raise
+
+    def _retrying(self, what: str, call: Callable[[], T]) -> T:
+        """Run ``call`` again after an uncertain write, up to the attempt budget. Only for
+        calls whose writes are harmless to repeat, or which look before they write."""
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except _UncertainWrite as uncertain:
+                attempt += 1
+                if attempt >= self._attempts:
+                    raise uncertain.error from uncertain.error.__cause__
+                log.info("%s failed, trying again: %s", what, uncertain.error)
+                self._pause(attempt)
+
+    def _pause(self, attempt: int) -> None:
+        # The session already waited out Retry-After and rate limits; this only spaces out
+        # the retries of answers it returned at once (a 5xx to a POST, a timeout).
+        self._sleep(min(30.0, 0.5 * 2.0 ** (attempt - 1)))
+
+
+# ------------------------------------------------------------------ conversions
+
+
+def _str(data: Mapping[str, Any], key: str, *, optional: bool = False) -> str:
+    value = data.get(key)
+    if value is None and optional:
+        return ""
+    if not isinstance(value, str):
+        raise ForgeError(f"GitHub answered without a text field {key!r}")
+    return value
+
+
+def _int(data: Mapping[str, Any], key: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ForgeError(f"GitHub answered without a number field {key!r}")
+    return value
+
+
+def _pull(data: Mapping[str, Any]) -> PullRequest:
+    return PullRequest(
+        number=_int(data, "number"),
+        head=_str(data.get("head") or {}, "ref"),
+        base=_str(data.get("base") or {}, "ref"),
+        title=_str(data, "title"),
+        body=_str(data, "body", optional=True),
+        draft=data.get("draft") is True,
+        url=_str(data, "html_url"),
+    )
+
+
+def _pull_of(pull: Any) -> PullRequest:
+    """From a github3 pull request's attributes, which ``update()`` refreshes (its
+    ``as_dict()`` keeps the first answer)."""
+    return _pull({
+        "number": pull.number,
+        "head": {"ref": pull.head.ref},
+        "base": {"ref": pull.base.ref},
+        "title": pull.title,
+        "body": pull.body,
+        "draft": getattr(pull, "draft", False),  # a ShortPullRequest finds it in its JSON
+        "html_url": pull.html_url,
+    })

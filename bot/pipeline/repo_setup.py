@@ -1,0 +1,75 @@
+"""What a repository says about itself, read from the base commit of its default branch:
+``.forgebot.yml`` (a toolchain override and a policy that may only tighten the bot-wide one)
+and the toolchain its files call for.
+
+Read on the trusted side from the base worktree, before the model touches anything, so a
+change can never rewrite the rules it is judged by.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.errors import PolicyError
+from bot.pipeline.outcomes import JobStopped, Outcome
+from bot.policy.load import Ignored, merge_repo_policy
+from bot.policy.model import Policy
+from bot.sandbox.toolchain import NoToolchain, Toolchain, detect_toolchain, read_marker_files
+from bot.sandbox.toolchain import split_repo_config as split
+
+REPO_CONFIG = ".forgebot.yml"
+MAX_REPO_CONFIG_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RepoSetup:
+    """The policy this job runs under, what of the repository's wishes was ignored, and its
+    toolchain."""
+
+    policy: Policy
+    ignored: tuple[Ignored, ...]
+    toolchain: Toolchain
+
+
+def read_repo_setup(worktree: Path, base: Policy, images: dict[str, str]) -> RepoSetup:
+    """Read ``.forgebot.yml`` and detect the toolchain. A config that does not load, or a
+    repository whose toolchain is unknown, stops the job with a message that says what to fix.
+    """
+    try:
+        override, rest = split(_read_config(worktree), source=REPO_CONFIG)
+        merged = merge_repo_policy(base, rest, source=REPO_CONFIG)
+    except PolicyError as exc:
+        raise JobStopped(Outcome.CONFIG_ERROR, f"`{REPO_CONFIG}` was not used: {exc}") from exc
+    found = detect_toolchain(read_marker_files(worktree), override, images)
+    if isinstance(found, NoToolchain):
+        raise JobStopped(Outcome.NO_TOOLCHAIN, found.message)
+    return RepoSetup(merged.policy, tuple(merged.ignored), found)
+
+
+def _read_config(worktree: Path) -> dict[str, Any] | None:
+    path = worktree / REPO_CONFIG
+    try:
+        # O_NOFOLLOW: a config that is a symbolic link (maybe to a file outside) is refused.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise PolicyError(f"{REPO_CONFIG}: cannot be read ({exc.strerror})") from exc
+    with os.fdopen(fd, "rb") as handle:
+        raw = handle.read(MAX_REPO_CONFIG_BYTES + 1)
+    if len(raw) > MAX_REPO_CONFIG_BYTES:
+        raise PolicyError(f"{REPO_CONFIG}: larger than {MAX_REPO_CONFIG_BYTES} bytes")
+    try:
+        loaded = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise PolicyError(f"{REPO_CONFIG}: not valid YAML: {exc}") from exc
+    if loaded is None:
+        return None
+    if not isinstance(loaded, dict):
+        raise PolicyError(f"{REPO_CONFIG}: the top level must be a mapping of keys to values")
+    return loaded

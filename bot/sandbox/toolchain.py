@@ -1,0 +1,523 @@
+"""Which runner image, setup command and test command a repository needs (pure).
+
+Detection reads the marker files at the repository's root, given as a mapping of file name to
+text (``read_marker_files`` is the one function here that touches the disk):
+
+==========  =======================================================  ========================
+toolchain   recognised by                                             tests run with
+==========  =======================================================  ========================
+python      pyproject.toml, setup.cfg, setup.py, pytest.ini,          pytest --junitxml
+            tox.ini, requirements.txt
+node        package.json with a ``test`` script                       npm test, through
+                                                                      forgebot-junit (TAP,
+                                                                      jest JSON) or the
+                                                                      runner's own JUnit
+go          go.mod                                                    go test -json, through
+                                                                      forgebot-junit
+==========  =======================================================  ========================
+
+Every test command writes its JUnit report to ``$FORGEBOT_JUNIT``. A setup command (install
+dependencies) is proposed only when the repository declares dependencies; it installs them
+under ``$FORGEBOT_DEPS`` (``/deps``), outside the repository, so that a snapshot of the setup
+keeps them while the repository is replaced.
+
+A repository may override the choice in ``.forgebot.yml`` with the top-level keys ``image``,
+``setup`` and ``test`` (``split_repo_config``). The image must be one the bot knows: the
+allow-list passed to ``detect_toolchain``. When nothing fits, the result is a
+``NoToolchain`` whose message says exactly what to put in ``.forgebot.yml``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import shlex
+import stat
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from bot.errors import PolicyError
+
+Command = tuple[str, ...]
+
+PYTHON_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", "pytest.ini", "tox.ini",
+                  "requirements.txt")
+NODE_MARKERS = ("package.json", "package-lock.json", "npm-shrinkwrap.json")
+GO_MARKERS = ("go.mod",)
+MARKER_FILES = (*PYTHON_MARKERS, *NODE_MARKERS, *GO_MARKERS)
+MAX_MARKER_BYTES = 512 * 1024  # a bigger marker file is read as absent
+TOOLCHAINS = ("python", "node", "go")
+
+# The keys of .forgebot.yml that belong here; the rest is policy.
+OVERRIDE_KEYS = ("image", "setup", "test")
+MAX_COMMAND_CHARS = 4096
+MAX_COMMAND_ITEMS = 64
+MAX_DEPENDENCIES = 500
+
+# npm init's placeholder test script: a package.json with it has no tests to run.
+_NPM_PLACEHOLDER = re.compile(r'^\s*echo\s+\\?"Error: no test specified\\?"\s*&&\s*exit 1\s*$')
+
+
+def _sh(script: str) -> Command:
+    return ("sh", "-c", script)
+
+
+PYTEST: Command = _sh('exec python3 -m pytest -q -p no:cacheprovider --junitxml="$FORGEBOT_JUNIT"')
+GO_TEST: Command = ("forgebot-junit", "--format", "go-json", "--name", "go test", "--",
+                    "go", "test", "-json", "./...")
+GO_SETUP: Command = ("go", "mod", "download")
+_PIP_USER = ("python3", "-m", "pip", "install", "--user", "--no-warn-script-location")
+# npm installs in the repository (so relative "file:" dependencies resolve), then the tree
+# moves to $FORGEBOT_DEPS/node, which the node image links as /node_modules: a parent of the
+# repository, where Node and npm look for packages. The repository itself is not kept.
+_NPM_SETUP = (
+    'set -e; npm {verb}; mkdir -p "$FORGEBOT_DEPS/node";'
+    ' mv node_modules "$FORGEBOT_DEPS/node/node_modules"'
+)
+_NPM_TEST_TAP = 'exec forgebot-junit --format tap --name "npm test" -- npm test'
+_NPM_TEST = {
+    # jest writes its own JSON report; forgebot-junit turns it into JUnit.
+    "jest": (
+        'exec forgebot-junit --format jest-json --input /tmp/forgebot-jest.json --name "npm test"'
+        " -- npm test -- --ci --json --outputFile=/tmp/forgebot-jest.json"
+    ),
+    # vitest and mocha write JUnit themselves; forgebot-junit only fills in when they do not.
+    "vitest": (
+        'exec forgebot-junit --name "npm test" -- npm test -- --reporter=default'
+        ' --reporter=junit --outputFile.junit="$FORGEBOT_JUNIT"'
+    ),
+    "mocha": (
+        'exec forgebot-junit --name "npm test" -- npm test -- --reporter=xunit'
+        ' --reporter-option=output="$FORGEBOT_JUNIT"'
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ToolchainOverride:
+    """The ``image``, ``setup`` and ``test`` keys of a repository's ``.forgebot.yml``.
+
+    None means not given (detect it). An empty ``setup`` means "no setup", on purpose.
+    """
+
+    image: str | None = None
+    setup: Command | None = None
+    test: Command | None = None
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """What to run a repository's tests with. ``reasons`` say how each part was chosen."""
+
+    name: str
+    image: str
+    setup: Command | None
+    test: Command
+    reasons: tuple[str, ...]
+
+
+class NoToolchainReason(StrEnum):
+    """Why no toolchain was chosen."""
+
+    UNKNOWN = "unknown"  # nothing recognised
+    AMBIGUOUS = "ambiguous"  # more than one toolchain could run the tests
+    IMAGE_NOT_ALLOWED = "image_not_allowed"  # .forgebot.yml names an image the bot does not run
+
+
+@dataclass(frozen=True)
+class NoToolchain:
+    """No toolchain: ``message`` is written for the repository's people, saying what to put
+    in ``.forgebot.yml``."""
+
+    reason: NoToolchainReason
+    message: str
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    name: str
+    test: Command | None  # None: recognised, but nothing says how to run its tests
+    setup: Command | None
+    reasons: tuple[str, ...]
+
+
+# .forgebot.yml -------------------------------------------------------------------------
+
+
+def split_repo_config(
+    mapping: Mapping[str, Any] | None, source: str = ".forgebot.yml"
+) -> tuple[ToolchainOverride, dict[str, Any]]:
+    """Split a repository's parsed ``.forgebot.yml`` into the toolchain override and the rest
+    (the policy override, for ``bot.policy.load.merge_repo_policy``).
+
+    ``setup`` and ``test`` are a string (run with ``sh -c``) or a list of strings (argv);
+    ``setup`` may be empty or null for "no setup". Raises ``PolicyError`` naming ``source``
+    and the key when a value has the wrong shape. Whether the image is allowed is decided
+    later, by ``detect_toolchain``.
+    """
+    if mapping is None:
+        return ToolchainOverride(), {}
+    if not isinstance(mapping, Mapping):
+        raise PolicyError(f"{source}: the top level must be a mapping of keys to values")
+    rest = {key: value for key, value in mapping.items() if key not in OVERRIDE_KEYS}
+    override = ToolchainOverride(
+        image=_image_value(mapping.get("image"), source) if "image" in mapping else None,
+        setup=_command_value(mapping["setup"], source, "setup", allow_empty=True)
+        if "setup" in mapping
+        else None,
+        test=_command_value(mapping["test"], source, "test", allow_empty=False)
+        if "test" in mapping
+        else None,
+    )
+    return override, rest
+
+
+def _image_value(value: object, source: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+        raise PolicyError(f"{source}: image: must be the name of a runner image, e.g. node")
+    if any(char.isspace() for char in value):
+        raise PolicyError(f"{source}: image: must not contain spaces")
+    return value
+
+
+def _command_value(value: object, source: str, key: str, *, allow_empty: bool) -> Command:
+    shape = f"{source}: {key}: must be a command (a string, or a list of strings)"
+    if value is None or value in ("", []):
+        if allow_empty:
+            return ()
+        raise PolicyError(f"{shape}, not empty")
+    if isinstance(value, str):
+        parts: Sequence[object] = [value]
+        command: Command = _sh(value)
+    elif isinstance(value, list) and len(value) <= MAX_COMMAND_ITEMS:
+        parts = value
+        command = tuple(str(item) for item in value)
+    else:
+        raise PolicyError(shape)
+    for part in parts:
+        if not isinstance(part, str) or "\x00" in part or len(part) > MAX_COMMAND_CHARS:
+            raise PolicyError(f"{shape}; each at most {MAX_COMMAND_CHARS} characters")
+    return command
+
+
+# detection -----------------------------------------------------------------------------
+
+
+def detect_toolchain(
+    files: Mapping[str, str],
+    override: ToolchainOverride,
+    images: Mapping[str, str],
+) -> Toolchain | NoToolchain:
+    """Choose the toolchain of a repository from its root ``files`` (name -> text, as read by
+    ``read_marker_files``) and its ``override``.
+
+    ``images`` is the allow-list of runner images, toolchain name -> image reference; an
+    override may name either. Never raises: every way of not finding one is a NoToolchain.
+    """
+    allowed = {name: ref for name, ref in images.items() if name in _DETECTORS}
+    candidates = [c for c in (detect(files) for detect in _DETECTORS.values()) if c is not None]
+    if override.image is not None:
+        return _with_image(override.image, candidates, allowed, override)
+    return _detected(candidates, allowed, override)
+
+
+def _with_image(
+    image: str,
+    candidates: Sequence[_Candidate],
+    allowed: Mapping[str, str],
+    override: ToolchainOverride,
+) -> Toolchain | NoToolchain:
+    name = _allowed_toolchain(image, allowed)
+    if name is None:
+        return _not_allowed(image, allowed)
+    found = next((c for c in candidates if c.name == name), None)
+    chosen = found or _Candidate(name, _DEFAULT_TEST.get(name), None, ())
+    reasons = (f"image {image!r} from .forgebot.yml", *chosen.reasons)
+    return _finish(chosen, allowed, override, reasons)
+
+
+def _detected(
+    candidates: Sequence[_Candidate], allowed: Mapping[str, str], override: ToolchainOverride
+) -> Toolchain | NoToolchain:
+    usable = [c for c in candidates if c.name in allowed]
+    testable = [c for c in usable if c.test is not None]
+    if len(testable) > 1 and override.test is None:
+        return _ambiguous(testable, allowed)
+    if len(testable) == 1:
+        return _finish(testable[0], allowed, override, testable[0].reasons)
+    if override.test is not None and len(usable) == 1:
+        return _finish(usable[0], allowed, override, usable[0].reasons)
+    if override.test is not None and len(usable) > 1:
+        return _ambiguous(usable, allowed)
+    return _unknown(usable, allowed)
+
+
+def _finish(
+    chosen: _Candidate,
+    allowed: Mapping[str, str],
+    override: ToolchainOverride,
+    reasons: tuple[str, ...],
+) -> Toolchain | NoToolchain:
+    test = override.test if override.test is not None else chosen.test
+    if test is None:
+        return _unknown([chosen], allowed)
+    if override.test is not None:
+        reasons = (*reasons, "test command from .forgebot.yml")
+    setup = chosen.setup
+    if override.setup is not None:
+        setup = override.setup or None
+        reasons = (*reasons, "setup from .forgebot.yml" if setup else "no setup (.forgebot.yml)")
+    return Toolchain(chosen.name, allowed[chosen.name], setup, test, reasons)
+
+
+def _allowed_toolchain(image: str, allowed: Mapping[str, str]) -> str | None:
+    if image in allowed:
+        return image
+    return next((name for name, ref in allowed.items() if ref == image), None)
+
+
+def _example(allowed: Mapping[str, str], name: str | None = None) -> str:
+    names = ", ".join(allowed) or "none configured"
+    pick = name or next(iter(allowed), "python")
+    test = {
+        "python": 'python3 -m pytest --junitxml="$FORGEBOT_JUNIT"',
+        "node": "npm test",
+        "go": "go test ./...",
+    }.get(pick, "make test")
+    return (
+        "Put these keys in .forgebot.yml at the root of the repository:\n\n"
+        f"    image: {pick}    # one of: {names}\n"
+        f"    test: {test}    # writes its JUnit report to $FORGEBOT_JUNIT if it can\n"
+        "    setup: ...    # optional: installs dependencies before the tests"
+    )
+
+
+def _unknown(recognised: Sequence[_Candidate], allowed: Mapping[str, str]) -> NoToolchain:
+    if recognised:
+        found = "; ".join(reason for c in recognised for reason in c.reasons)
+        what = f"it found {found}, but nothing that says how to run the tests"
+        name: str | None = recognised[0].name
+    else:
+        markers = ", ".join((*PYTHON_MARKERS, "package.json", *GO_MARKERS))
+        what = f"none of {markers} is at the root of the repository"
+        name = None
+    return NoToolchain(
+        NoToolchainReason.UNKNOWN,
+        f"forgebot cannot tell how to test this repository: {what}. {_example(allowed, name)}",
+    )
+
+
+def _ambiguous(candidates: Sequence[_Candidate], allowed: Mapping[str, str]) -> NoToolchain:
+    found = "; ".join(f"{c.name} ({', '.join(c.reasons)})" for c in candidates)
+    return NoToolchain(
+        NoToolchainReason.AMBIGUOUS,
+        f"forgebot found more than one way to test this repository: {found}. "
+        f"Choose one. {_example(allowed, candidates[0].name)}",
+    )
+
+
+def _not_allowed(image: str, allowed: Mapping[str, str]) -> NoToolchain:
+    names = ", ".join(f"{name} ({ref})" for name, ref in allowed.items()) or "none"
+    return NoToolchain(
+        NoToolchainReason.IMAGE_NOT_ALLOWED,
+        f".forgebot.yml asks for the image {image!r}, which this forgebot does not run; "
+        f"it runs only its own runner images: {names}. Set image: to one of those names.",
+    )
+
+
+# python ---------------------------------------------------------------------------------
+
+
+def _detect_python(files: Mapping[str, str]) -> _Candidate | None:
+    found = [name for name in PYTHON_MARKERS if name in files]
+    if not found:
+        return None
+    reasons = [f"{', '.join(found)} (python)"]
+    setup: Command | None = None
+    if "requirements.txt" in files:
+        setup = (*_PIP_USER, "-r", "requirements.txt")
+        reasons.append("dependencies from requirements.txt")
+    else:
+        deps = _pyproject_dependencies(files.get("pyproject.toml"))
+        deps += _setup_cfg_dependencies(files.get("setup.cfg"))
+        deps = _clean_requirements(deps)
+        if deps:
+            setup = (*_PIP_USER, "--", *deps)
+            reasons.append(f"{len(deps)} dependencies declared in pyproject.toml/setup.cfg")
+    return _Candidate("python", PYTEST, setup, tuple(reasons))
+
+
+_TEST_EXTRAS = ("test", "tests", "testing", "dev")
+
+
+def _pyproject_dependencies(text: str | None) -> list[str]:
+    if text is None:
+        return []
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return []
+    project = data.get("project")
+    deps: list[object] = []
+    if isinstance(project, dict):
+        deps += _as_list(project.get("dependencies"))
+        extras = project.get("optional-dependencies")
+        if isinstance(extras, dict):
+            for extra in _TEST_EXTRAS:
+                deps += _as_list(extras.get(extra))
+    groups = data.get("dependency-groups")
+    if isinstance(groups, dict):
+        for group in _TEST_EXTRAS:
+            deps += _as_list(groups.get(group))  # {include-group = ...} tables are skipped
+    return [dep for dep in deps if isinstance(dep, str)]
+
+
+def _setup_cfg_dependencies(text: str | None) -> list[str]:
+    if text is None:
+        return []
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return []
+    lines: list[str] = []
+    if parser.has_option("options", "install_requires"):
+        lines += parser.get("options", "install_requires").splitlines()
+    for extra in _TEST_EXTRAS:
+        if parser.has_option("options.extras_require", extra):
+            lines += parser.get("options.extras_require", extra).splitlines()
+    return lines
+
+
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
+
+
+def _clean_requirements(deps: Sequence[str]) -> list[str]:
+    """Requirement strings fit for pip's argv: stripped, no options, no duplicates."""
+    seen: dict[str, None] = {}
+    for dep in deps:
+        text = dep.split("#", 1)[0].strip()
+        # A leading "-" would be read as an option (--index-url ...): not a requirement.
+        if text and not text.startswith("-") and len(text) <= 300 and "\x00" not in text:
+            seen.setdefault(text, None)
+    return list(seen)[:MAX_DEPENDENCIES]
+
+
+# node -----------------------------------------------------------------------------------
+
+
+def _detect_node(files: Mapping[str, str]) -> _Candidate | None:
+    text = files.get("package.json")
+    if text is None:
+        return None
+    try:
+        package = json.loads(text)
+    except ValueError:
+        return _Candidate("node", None, None, ("package.json (node; not valid JSON)",))
+    if not isinstance(package, dict):
+        return _Candidate("node", None, None, ("package.json (node; not an object)",))
+    scripts = package.get("scripts")
+    script = scripts.get("test") if isinstance(scripts, dict) else None
+    setup = _node_setup(package, files)
+    if not isinstance(script, str) or not script.strip() or _NPM_PLACEHOLDER.match(script):
+        return _Candidate("node", None, setup, ("package.json without a test script (node)",))
+    runner = _node_runner(script)
+    test = _sh(_NPM_TEST.get(runner or "", _NPM_TEST_TAP))
+    reasons = [f"package.json test script {script[:80]!r} (node, {runner or 'tap or exit status'})"]
+    if setup is not None:
+        reasons.append("dependencies from package.json")
+    return _Candidate("node", test, setup, tuple(reasons))
+
+
+def _node_setup(package: Mapping[str, Any], files: Mapping[str, str]) -> Command | None:
+    declared = any(
+        isinstance(package.get(key), dict) and package[key]
+        for key in ("dependencies", "devDependencies", "optionalDependencies")
+    )
+    if not declared:
+        return None
+    locked = "package-lock.json" in files or "npm-shrinkwrap.json" in files
+    return _sh(_NPM_SETUP.replace("{verb}", "ci" if locked else "install"))
+
+
+def _node_runner(script: str) -> str | None:
+    """The test runner a test script calls, when it is one simple command: extra arguments
+    given to ``npm test -- ...`` reach that runner. None otherwise."""
+    if any(sep in script for sep in ("&&", "||", ";", "|", "\n", "`", "$(")):
+        return None
+    try:
+        words = shlex.split(script)
+    except ValueError:
+        return None
+    while words and (re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]) or words[0] == "npx"):
+        words = words[1:]  # FOO=bar jest, npx jest
+    if not words:
+        return None
+    program = words[0].rsplit("/", 1)[-1]
+    if program in ("jest", "vitest", "mocha"):
+        return program
+    if program == "node" and "--test" in words:
+        return "node --test"
+    return None
+
+
+# go -------------------------------------------------------------------------------------
+
+
+def _detect_go(files: Mapping[str, str]) -> _Candidate | None:
+    text = files.get("go.mod")
+    if text is None:
+        return None
+    requires = any(line.strip().startswith("require") for line in text.splitlines())
+    reasons = ["go.mod (go)"]
+    if requires:
+        reasons.append("modules required in go.mod")
+    return _Candidate("go", GO_TEST, GO_SETUP if requires else None, tuple(reasons))
+
+
+_DETECTORS: dict[str, Callable[[Mapping[str, str]], _Candidate | None]] = {
+    "python": _detect_python,
+    "node": _detect_node,
+    "go": _detect_go,
+}
+_DEFAULT_TEST: dict[str, Command] = {
+    "python": PYTEST,
+    "node": _sh(_NPM_TEST_TAP),
+    "go": GO_TEST,
+}
+
+
+# reading the files ----------------------------------------------------------------------
+
+
+def read_marker_files(root: Path) -> dict[str, str]:
+    """Read the marker files at the root of the worktree ``root``: regular files only (a
+    symbolic link is never followed out of the repository), at most ``MAX_MARKER_BYTES``
+    each, decoded as UTF-8 with replacement. Missing or unreadable files are left out."""
+    found: dict[str, str] = {}
+    for name in MARKER_FILES:
+        path = root / name
+        try:
+            # O_NOFOLLOW: a marker that is a link (maybe to /etc/passwd) is not read.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_MARKER_BYTES:
+                continue
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                data = handle.read(MAX_MARKER_BYTES)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        found[name] = data.decode("utf-8", errors="replace")
+    return found

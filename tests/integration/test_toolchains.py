@@ -1,0 +1,189 @@
+"""The three toolchains against their real runner images: detection picks the image and the
+command, a failing test is reported by name, a passing run as passing; and a setup snapshot
+(npm installing a dependency, offline) is reused by the test run.
+
+Needs the Docker engine and the images of runners/python, runners/node and runners/go
+(build-offline.sh in each). FORGEBOT_ALLOW_SKIP=1 skips instead of failing without them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from bot.sandbox.base import Limits, Result
+from bot.sandbox.docker import RUNNER_IMAGES, DockerSandbox, image_status
+from bot.sandbox.tarball import tar_directory
+from bot.sandbox.toolchain import (
+    Toolchain,
+    ToolchainOverride,
+    detect_toolchain,
+    read_marker_files,
+)
+
+pytestmark = pytest.mark.docker
+
+REPOS = Path(__file__).resolve().parents[1] / "fixtures" / "repos"
+IMAGES = {name: runner.ref for name, runner in RUNNER_IMAGES.items()}
+LABELS = {"forgebot.test": "test_toolchains"}
+LIMITS = Limits(timeout_s=120)
+
+# sample -> (toolchain, the failing test as the report names it, files that hold it)
+SAMPLES = {
+    "python-sample": (
+        "python",
+        "tests.test_broken::test_add_is_broken_on_purpose: AssertionError: two and two make four",
+        ["tests/test_broken.py"],
+    ),
+    "node-sample": (
+        "node",
+        "test/broken.test.js::add is broken on purpose: two and two make four",
+        ["test/broken.test.js"],
+    ),
+    "go-sample": (
+        "go",
+        "example.com/gosample::TestAddIsBrokenOnPurpose: broken_test.go:8: Add(2, 2) = 4,"
+        " want 5 (two and two make four)",
+        ["broken_test.go"],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[docker.DockerClient]:
+    problems: list[str] = []
+    engine: docker.DockerClient | None = None
+    try:
+        engine = docker.from_env()
+        engine.ping()
+        problems = [p for p in (image_status(engine, ref) for ref in IMAGES.values()) if p]
+    except Exception as exc:  # any failure to reach the engine means "no Docker here"
+        problems = [f"Docker engine unavailable: {exc}"]
+    if problems:
+        if engine is not None:
+            engine.close()
+        if os.environ.get("FORGEBOT_ALLOW_SKIP") == "1":
+            pytest.skip("; ".join(problems))
+        pytest.fail(f"{'; '.join(problems)} (set FORGEBOT_ALLOW_SKIP=1 to skip)", pytrace=False)
+    assert engine is not None
+    yield engine
+    selector = {"label": "forgebot.test=test_toolchains"}
+    for container in engine.containers.list(all=True, filters=selector):
+        container.remove(force=True)
+    for volume in engine.volumes.list(filters=selector):
+        volume.remove(force=True)
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox(client: docker.DockerClient) -> DockerSandbox:
+    return DockerSandbox(client)
+
+
+def _detect(root: Path) -> Toolchain:
+    found = detect_toolchain(read_marker_files(root), ToolchainOverride(), IMAGES)
+    assert isinstance(found, Toolchain), found
+    return found
+
+
+def _run_tests(sandbox: DockerSandbox, image: str, root: Path, test: tuple[str, ...]) -> Result:
+    with sandbox.start(image, LIMITS, LABELS) as session:
+        session.put(tar_directory(root))
+        return session.run(list(test), LIMITS.timeout_s)
+
+
+@pytest.mark.parametrize("sample", SAMPLES.keys())
+def test_failing_test_is_reported_by_name(sandbox: DockerSandbox, sample: str) -> None:
+    name, failure, _ = SAMPLES[sample]
+    toolchain = _detect(REPOS / sample)
+    assert (toolchain.name, toolchain.image) == (name, IMAGES[name])
+
+    result = _run_tests(sandbox, toolchain.image, REPOS / sample, toolchain.test)
+
+    assert result.exit_code != 0, result.stdout
+    assert result.junit is not None, result.stdout + result.stderr
+    assert result.junit.failed == 1
+    assert result.junit.passed >= 2
+    assert result.junit.failures == (failure,)
+    assert result.killed_by is None
+
+
+@pytest.mark.parametrize("sample", SAMPLES.keys())
+def test_passing_run_is_reported_as_passing(
+    sandbox: DockerSandbox, sample: str, tmp_path: Path
+) -> None:
+    _, _, broken = SAMPLES[sample]
+    root = tmp_path / sample
+    shutil.copytree(REPOS / sample, root)
+    for name in broken:
+        (root / name).unlink()
+    toolchain = _detect(root)
+
+    result = _run_tests(sandbox, toolchain.image, root, toolchain.test)
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.junit is not None
+    assert (result.junit.failed, result.junit.errors) == (0, 0)
+    assert result.junit.passed >= 2
+
+
+def _npm_tarball(name: str, source: str) -> bytes:
+    """An npm package tarball (what `npm pack` makes) holding one module."""
+    files = {
+        "package/package.json": json.dumps({"name": name, "version": "1.0.0", "main": "index.js"}),
+        "package/index.js": source,
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path, text in files.items():
+            data = text.encode()
+            member = tarfile.TarInfo(path)
+            member.size, member.mode = len(data), 0o644
+            tar.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_node_setup_snapshot_installs_a_dependency_offline(
+    sandbox: DockerSandbox, tmp_path: Path
+) -> None:
+    root = tmp_path / "node-deps"
+    shutil.copytree(REPOS / "node-sample", root)
+    (root / "vendor").mkdir()
+    (root / "vendor" / "greet-1.0.0.tgz").write_bytes(
+        _npm_tarball("greet", "module.exports = (who) => `hello ${who}`;\n")
+    )
+    package = json.loads((root / "package.json").read_text())
+    package["dependencies"] = {"greet": "file:vendor/greet-1.0.0.tgz"}
+    (root / "package.json").write_text(json.dumps(package))
+    (root / "test" / "broken.test.js").unlink()
+    (root / "test" / "greet.test.js").write_text(
+        "const test = require('node:test');\nconst assert = require('node:assert');\n"
+        "const greet = require('greet');\n"
+        "test('greets', () => { assert.strictEqual(greet('you'), 'hello you'); });\n"
+    )
+    toolchain = _detect(root)
+    assert toolchain.setup is not None and "npm install" in toolchain.setup[-1]
+
+    made = sandbox.snapshot_setup(
+        toolchain.image, tar_directory(root), list(toolchain.setup), LIMITS, LABELS
+    )
+    try:
+        assert made.image is not None, made.result.stdout + made.result.stderr
+        # The dependency lives in the snapshot, not in the repository: a fresh copy of the
+        # repository, without node_modules, still finds it.
+        result = _run_tests(sandbox, made.image, root, toolchain.test)
+    finally:
+        if made.image is not None:
+            sandbox.remove_snapshot(made.image)
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.junit is not None
+    assert (result.junit.passed, result.junit.failed) == (4, 0)
