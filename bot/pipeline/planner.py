@@ -135,6 +135,8 @@ class Planner:
             return PlanResult("ignored", "not a command")
         repo = event.repo.full_name
         job = self.store.job_for_trigger(trigger_key(event.repo.forge, repo, event.number))
+        if job is None and event.is_pull:
+            job = self.store.job_for_pull(event.repo.forge, repo, event.number)
         if isinstance(parsed, UnknownCommand) and not (parsed.mentioned or job):
             return PlanResult("ignored", f"/{parsed.word} is not ours")  # maybe another bot's
         if not self._may(forge, repo, event.author, event.number):
@@ -160,9 +162,33 @@ class Planner:
         if parsed.name == "status":
             forge.comment(repo, number, f"{MARKER}\n{_status_text(job)}")
             return PlanResult("command", "status sent")
+        if job is None:
+            forge.comment(repo, number, f"{MARKER}\nforgebot has no job here for "
+                          f"`/{parsed.name}`; label the issue to start one.")
+            return PlanResult("command", f"/{parsed.name}: no job")
+        return self._job_command(forge, event, parsed, job)
+
+    def _job_command(self, forge: Forge, event: CommentCreated, parsed: Command,
+                     job: JobView) -> PlanResult:
+        repo, number, who = event.repo.full_name, event.number, event.author
+        if parsed.name == "cancel":
+            done = self.store.cancel(job.id, by=who)
+            text = (f"Job {job.id} cancelled." if done
+                    else f"Job {job.id} had already finished ({job.outcome}).")
+            forge.comment(repo, number, f"{MARKER}\n{text}")
+            return PlanResult("command", text, job.id)
+        if parsed.name in ("retry", "revise"):
+            if self.store.requeue(job.id, mode=parsed.name, feedback=parsed.argument, by=who):
+                text = (f"Job {job.id} queued again ({parsed.name}); the status comment on "
+                        f"#{job.issue_number} follows it.")
+            else:
+                text = (f"Job {job.id} is {job.state}; `/{parsed.name}` works once it has "
+                        "finished (or `/cancel` it first).")
+            forge.comment(repo, number, f"{MARKER}\n{text}")
+            return PlanResult("command", text, job.id)
         forge.comment(repo, number, f"{MARKER}\n`/{parsed.name}` is understood but not "
                       "available yet in this version of forgebot.")
-        return PlanResult("command", f"/{parsed.name} not available yet")
+        return PlanResult("command", f"/{parsed.name} not available yet", job.id)
 
 
 def _status_text(job: JobView | None) -> str:

@@ -125,9 +125,14 @@ class Recorder:
             self.event("status.failed", error=str(exc))
 
     def check(self) -> None:
-        """Stop the attempt when its lease is gone or its time is up."""
+        """Stop the attempt when its lease is gone, the job was cancelled (``/cancel``,
+        seen at once through the store) or its time is up."""
         if self.lease.lost.is_set():
             raise Cancelled("the job's lease was lost")
+        current = self.store.get_job(self.job_id)
+        if current is None or current.state != "running":
+            self.lease.lost.set()
+            raise Cancelled(f"the job is {current.state if current else 'gone'}")
         if time.monotonic() > self.deadline:
             raise BudgetExceeded("the attempt ran past limits.job_timeout_s")
 
@@ -184,6 +189,7 @@ class Prepared:
     setup: RepoSetup | None = None  # the job's policy and toolchain, once read
     image: str = ""  # what sessions start from: the setup snapshot, or the runner image
     snapshot: str | None = None  # the setup snapshot to remove at the end
+    feedback: str = ""  # from /retry or /revise, appended to the task
 
     @property
     def policy(self) -> Policy:
@@ -237,10 +243,15 @@ def _run_attempt(rt: Runtime, lease: Lease, forge: Forge) -> None:
             verified = _verify(rt, rec, prepared, agent)
         with rec.stage("publish"):
             report = _publish(rt, rec, prepared, agent, verified)
-    except Cancelled:
-        log.info("attempt stopped: lease lost", extra={"job": job.id})
+    except Cancelled as exc:
+        log.info("attempt stopped", extra={"job": job.id, "reason": str(exc)})
         if prepared is not None:
             _cleanup(rt, prepared)
+        current = rt.store.get_job(job.id)
+        if current is not None and current.state == "cancelled":
+            rec.show(final=Report(job_id=job.id, attempt=lease.claim.attempt_number,
+                                  issue_number=job.issue_number, issue_title=job.title,
+                                  outcome=Outcome.CANCELLED))
         return
     except ForgebotError as exc:
         report = _failure_report(rec, exc)
@@ -293,19 +304,43 @@ def _prepare(rt: Runtime, rec: Recorder) -> Prepared:
         shutil.rmtree(attempt_root)
     attempt_root.mkdir(parents=True)
     key = f"{job.forge}/{job.repo}"
+    request = rt.store.last_request(job.id)  # what a /retry or /revise asked for
     with rt.repo_lock(key):
         mirror = gitops.ensure_mirror(data / "mirrors", key, forge.clone_url(job.repo),
                                       forge.git_auth(job.repo))
-        base_sha = gitops.add_worktree(mirror, attempt_root / "agent", job.default_branch)
-    rec.event("prepared", branch=branch, base=base_sha)
+        # /revise continues the bot's branch; a first attempt or /retry starts afresh.
+        start = job.default_branch
+        if request.get("mode") == "revise" and _has_branch(mirror, branch):
+            start = branch
+        base_sha = gitops.add_worktree(mirror, attempt_root / "agent", start)
+    rec.event("prepared", branch=branch, base=base_sha, start=start,
+              mode=request.get("mode", "first"))
     prepared = Prepared(forge, issue, branch, mirror, attempt_root / "agent", base_sha,
-                        attempt_root)
+                        attempt_root, feedback=_feedback(request))
     try:
         _set_up_repository(rt, rec, prepared)
     except BaseException:
         _cleanup(rt, prepared)
         raise
     return prepared
+
+
+def _has_branch(mirror: Path, branch: str) -> bool:
+    try:
+        gitops.run(["rev-parse", "--verify", "--quiet", "--end-of-options",
+                    f"refs/heads/{branch}"], cwd=mirror)
+    except GitError:
+        return False
+    return True
+
+
+def _feedback(request: dict[str, Any]) -> str:
+    text = str(request.get("feedback") or "").strip()
+    if not text:
+        return ""
+    who = str(request.get("by") or "a maintainer")
+    kind = "revision feedback" if request.get("mode") == "revise" else "guidance for a retry"
+    return f"\n\n{kind.capitalize()} from @{who} (also untrusted text):\n{text}"
 
 
 def _set_up_repository(rt: Runtime, rec: Recorder, prepared: Prepared) -> None:
@@ -388,7 +423,8 @@ def _implement(rt: Runtime, rec: Recorder, prepared: Prepared) -> AgentResult:
     session = rt.sandbox.start(prepared.image, _limits(rt, prepared.policy),
                                _labels(rec, "agent"))
     try:
-        result = run_agent(AgentTask(prepared.issue.title, prepared.issue.body),
+        result = run_agent(AgentTask(prepared.issue.title,
+                                     prepared.issue.body + prepared.feedback),
                            prepared.agent_dir, session, provider, settings, rec.agent_event)
     finally:
         session.close()

@@ -248,6 +248,13 @@ class Store:
             job = s.scalars(select(Job).where(Job.trigger_key == trigger_key)).first()
             return _view(job) if job else None
 
+    def job_for_pull(self, forge: str, repo: str, number: int) -> JobView | None:
+        """The job whose pull request is ``number`` on ``repo``, if any."""
+        with self._tx() as s:
+            job = s.scalars(select(Job).where(Job.forge == forge, Job.repo == repo,
+                                              Job.pull_number == number)).first()
+            return _view(job) if job else None
+
     def list_jobs(self, limit: int = 100, state: str | None = None) -> list[JobView]:
         with self._tx() as s:
             query = select(Job).order_by(Job.id.desc()).limit(limit)
@@ -334,6 +341,50 @@ class Store:
             s.add(JobEvent(job_id=claim.job.id, attempt_id=claim.attempt_id,
                            kind="job.finished", data={"outcome": outcome, "state": state}))
             return True
+
+    def requeue(self, job_id: int, *, mode: str, feedback: str, by: str) -> bool:
+        """Queue a finished (or cancelled) job for a new attempt (``/retry``: ``mode``
+        "retry", from scratch; ``/revise``: "revise", from its branch with ``feedback``).
+        False when the job is queued or running: a command never races an attempt."""
+        with self._tx() as s:
+            moved = _changed(s, update(Job).where(
+                Job.id == job_id, Job.state.in_(("done", "failed", "cancelled"))
+            ).values(state="queued", outcome=None, lease_owner=None, lease_expires_at=None))
+            if moved != 1:
+                return False
+            s.add(JobEvent(job_id=job_id, kind="job.requeued",
+                           data={"mode": mode, "feedback": feedback[:20_000], "by": by}))
+            return True
+
+    def cancel(self, job_id: int, *, by: str) -> bool:
+        """Cancel a queued or running job. A running attempt sees it at its next check and
+        stops without publishing. False when the job had already finished."""
+        with self._tx() as s:
+            moved = _changed(s, update(Job).where(
+                Job.id == job_id, Job.state.in_(("queued", "running"))
+            ).values(state="cancelled", outcome="cancelled", lease_owner=None,
+                     lease_expires_at=None))
+            if moved != 1:
+                return False
+            s.execute(update(Attempt).where(Attempt.job_id == job_id,
+                                            Attempt.state == "running")
+                      .values(state="cancelled", outcome="cancelled", finished_at=utcnow()))
+            s.add(JobEvent(job_id=job_id, kind="job.cancelled", data={"by": by}))
+            return True
+
+    def last_request(self, job_id: int) -> dict[str, Any]:
+        """What the latest ``/retry`` or ``/revise`` asked for ({} for the first attempt)."""
+        with self._tx() as s:
+            event = s.scalars(
+                select(JobEvent).where(JobEvent.job_id == job_id,
+                                       JobEvent.kind == "job.requeued",
+                                       JobEvent.data.is_not(None))
+                .order_by(JobEvent.id.desc()).limit(5)
+            ).all()
+            for e in event:
+                if isinstance(e.data, dict) and e.data.get("mode"):
+                    return dict(e.data)
+            return {}
 
     def recover(
         self, owner_is_dead: Callable[[str], bool], max_attempts: int

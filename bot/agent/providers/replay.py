@@ -1,8 +1,10 @@
 """The ``replay`` provider: answers from a recorded transcript, for tests and demos.
 
 A transcript is a YAML list; each item is a reply string or a mapping with a ``reply`` string
-(other keys, such as a note on what the reply is for, are ignored). Reply *n* answers the
-*n*-th call, whatever the messages are.
+and optionally ``when``: text that must appear in the conversation for that reply to be used
+(so a later attempt, e.g. a ``/revise`` whose task carries the feedback, gets its own replies).
+Each call takes the first unused reply whose ``when`` matches (a reply without ``when``
+always matches); other keys, such as a note, are ignored.
 """
 
 from __future__ import annotations
@@ -24,16 +26,20 @@ class ReplayProvider:
         self._transcript = Path(transcript)
         # Loaded up front so that a bad transcript fails at start, not in the middle of a job.
         self._replies = _load(self._transcript)
-        self._next = 0
+        self._used: set[int] = set()
 
     def complete(
         self, messages: list[Message], *, max_tokens: int, temperature: float
     ) -> Completion:
         """The next recorded reply; ``max_tokens`` and ``temperature`` are ignored."""
-        if self._next >= len(self._replies):
-            raise ModelError(f"transcript {self._transcript} has no reply #{self._next + 1}")
-        text = self._replies[self._next]
-        self._next += 1
+        conversation = "\n".join(message.content for message in messages)
+        index = next((i for i, (when, _) in enumerate(self._replies)
+                      if i not in self._used and (when is None or when in conversation)), None)
+        if index is None:
+            raise ModelError(
+                f"transcript {self._transcript} has no reply #{len(self._used) + 1}")
+        self._used.add(index)
+        text = self._replies[index][1]
         # Whitespace-split words stand in for tokens: enough for budgets and dashboards.
         prompt_tokens = sum(len(message.content.split()) for message in messages)
         return Completion(
@@ -41,7 +47,7 @@ class ReplayProvider:
         )
 
 
-def _load(path: Path) -> list[str]:
+def _load(path: Path) -> list[tuple[str | None, str]]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -53,11 +59,14 @@ def _load(path: Path) -> list[str]:
     return [_reply(path, number, item) for number, item in enumerate(data, start=1)]
 
 
-def _reply(path: Path, number: int, item: object) -> str:
+def _reply(path: Path, number: int, item: object) -> tuple[str | None, str]:
     if isinstance(item, str):
-        return item
+        return None, item
     if isinstance(item, dict) and isinstance(item.get("reply"), str):
-        return str(item["reply"])
+        when = item.get("when")
+        if when is not None and not isinstance(when, str):
+            raise ModelError(f"transcript {path}: item #{number}: 'when' must be text")
+        return when, str(item["reply"])
     raise ModelError(
         f"transcript {path}: item #{number} must be a string or a mapping with a 'reply' string"
     )
