@@ -85,6 +85,9 @@ def _store(settings: Settings) -> Check:
     url = settings.store_url
     shown = url.split("@")[-1] if "@" in url else url  # never print a password
     current, head = schema_status(make_engine(url))
+    if current is None:
+        return Check("store", True, f"{shown}: empty; `forgebot serve` (or `forgebot db "
+                     "upgrade`) creates the schema at start")
     if current != head:
         return Check("store", False, f"{shown}: schema at {current}, newest {head}",
                      "forgebot db upgrade (serve does it at start)")
