@@ -33,11 +33,21 @@ class StoreSettings(_Strict):
     url: str = ""  # empty: a SQLite file under data_dir
 
 
+class DashboardSettings(_Strict):
+    """The read-only dashboard at /dashboard. Open on loopback; bound beyond it, it needs a
+    token or a trusted proxy header, else it answers 404."""
+
+    enabled: bool = True
+    token: str | None = None  # FORGEBOT_WEB__DASHBOARD__TOKEN; never in a file in git
+    trusted_header: str | None = None  # e.g. X-Forwarded-User, set by your auth proxy
+
+
 class WebSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     threads: int = Field(default=8, ge=1, le=256)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    dashboard: DashboardSettings = DashboardSettings()
 
 
 class SchedulerSettings(_Strict):

@@ -6,7 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from flask import Flask
+from flask import Blueprint, Flask
 
 from bot.config import Settings
 from bot.errors import SandboxError
@@ -98,6 +98,16 @@ def make_sandbox(settings: Settings) -> Sandbox:
     return DockerSandbox(options=settings.sandbox.docker)
 
 
+def _dashboard(settings: Settings) -> Blueprint | None:
+    from bot.web.dashboard import dashboard_blueprint, is_loopback
+
+    d = settings.web.dashboard
+    if not d.enabled:
+        return None
+    return dashboard_blueprint(d.token, d.trusted_header,
+                               bound_beyond_localhost=not is_loopback(settings.web.host))
+
+
 def build_service(settings: Settings, *, receive: bool = True) -> Service:
     """Open the store (migrating it), build forges, sandbox, policy and the app."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -117,5 +127,5 @@ def build_service(settings: Settings, *, receive: bool = True) -> Service:
     ready = threading.Event()
     app = create_app(store, forges, wake=dispatcher.wake, ready=ready.is_set,
                      max_body_bytes=settings.web.max_body_bytes, receive=receive,
-                     metrics=metrics)
+                     metrics=metrics, dashboard=_dashboard(settings))
     return Service(settings, store, forges, runtime, dispatcher, app, ready)

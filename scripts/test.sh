@@ -8,5 +8,7 @@ cd "$(dirname "$0")/.."
 # Two lines, so that a failure of the script stops this one under set -e.
 FORGEBOT_TEST_POSTGRES_URL=$(bash scripts/ensure-postgres.sh)
 export FORGEBOT_TEST_POSTGRES_URL
+# Debian's Chromium and chromedriver for the dashboard's browser tests.
+bash scripts/ensure-chromium.sh >/dev/null
 # Exit 5 (no tests collected) is a failure here, as it should be.
 exec .venv/bin/pytest "$@"

@@ -527,7 +527,7 @@ def _publish(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult,
     rt.store.update_job(job.id, pull_number=pull.number)
     prepared.forge.set_status(job.repo, sha, "success" if passed else "failure",
                               f"forgebot job {job.id}: {report.outcome.value}")
-    rec.event("pull.published", number=pull.number, sha=sha, draft=draft)
+    rec.event("pull.published", number=pull.number, sha=sha, draft=draft, url=pull.url)
     return replace(report, pull_url=pull.url)
 
 

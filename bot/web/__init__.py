@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from flask import Flask
+from flask import Blueprint, Flask
 
 from bot.forges.base import Forge
 from bot.metrics import Metrics
@@ -21,6 +21,7 @@ def create_app(
     max_body_bytes: int = 5 * 1024 * 1024,
     receive: bool = True,
     metrics: Metrics | None = None,
+    dashboard: Blueprint | None = None,
 ) -> Flask:
     """Build the app. ``wake`` is called after a delivery is stored, so work starts at once.
     A worker-only process passes ``receive=False``: health and the API, but no webhooks."""
@@ -31,4 +32,6 @@ def create_app(
     if receive:
         app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(api.blueprint)
+    if dashboard is not None:
+        app.register_blueprint(dashboard)
     return app
