@@ -100,6 +100,7 @@ class Dispatcher:
             self._tick_lock.release()
 
     def _round(self) -> list[Lease]:
+        self.store.release_deliveries(lambda o: owner_is_dead(o, self.owner))
         self.planner.plan_pending(self.owner)
         self.store.recover(lambda o: owner_is_dead(o, self.owner),
                            self.settings.scheduler.max_attempts)

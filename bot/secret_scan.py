@@ -22,10 +22,14 @@ How a line is judged:
    sentence of five words or more. Hex strings shorter than 16 characters are dropped
    (short ids and abbreviated commit hashes). Vendor-pattern plugins (AWS, GitHub, private
    keys...) are never filtered heuristically: their match is the evidence.
-3. Unquoted ``key: value`` / ``KEY=value`` values (YAML, ``.env``) are offered to the entropy
-   plugins as if quoted, since those plugins only look inside quotes.
-4. Base64-looking tokens (20 to 8192 characters) that decode to text are decoded, twice at
-   most, and the text is scanned too; such a finding's kind ends in ``(base64-encoded)``.
+3. Unquoted ``key: value`` / ``KEY=value`` values (YAML, ``.env``) and Markdown code spans
+   (`` `value` ``) are offered to the entropy plugins as if quoted, since those plugins only
+   look inside quotes. An unquoted value, or a code span that prose assigns to a code span
+   naming a secret (``Set `DB_PASSWORD` to `...```), is offered to the keyword plugin as a
+   quoted assignment, so ``.env`` passwords and documented passwords are found too.
+4. Base64-looking tokens (20 to 8192 characters) and hex tokens (32 characters or more) that
+   decode to text are decoded, twice at most, and the text is scanned too; such a finding's
+   kind ends in ``(base64-encoded)`` or ``(hex-encoded)`` (the outermost encoding).
 5. Each run of consecutive added lines is also read as one string made of the string
    literals of its lines (or the whole line when it has none), and the vendor-pattern
    plugins run on it, so a key split over lines or literals is still found at the line
@@ -47,7 +51,7 @@ import binascii
 import bisect
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -69,6 +73,7 @@ HEX_LIMIT = 3.0  # detect-secrets' default
 HEX_MIN_LENGTH = 16
 DISABLED_PLUGINS = ("IPPublicDetector",)
 ENCODED_SUFFIX = " (base64-encoded)"
+HEX_ENCODED_SUFFIX = " (hex-encoded)"
 
 # Only fixed phrases: a pattern that swallowed what follows a pragma could swallow a secret.
 _PRAGMAS = re.compile(
@@ -81,16 +86,43 @@ _PRAGMAS = re.compile(
     re.IGNORECASE,
 )
 # Patterns detect-secrets 1.5 lacks: fine-grained GitHub tokens, private key headers it does
-# not list (ENCRYPTED, and any future "<ALGO> PRIVATE KEY"), Google API keys.
+# not list (ENCRYPTED, and any future "<ALGO> PRIVATE KEY"), Google API keys, npm's granular
+# tokens (its plugin knows only ".npmrc" lines), and URLs with a password but an empty user
+# ("redis://:pw@host"), which its basic-auth plugin requires a user for.
 _EXTRA_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("GitHub Token", re.compile(r"github_pat_[A-Za-z0-9_]{22,255}")),
     ("Private Key", re.compile(r"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----")),
     ("Google API Key", re.compile(r"AIza[0-9A-Za-z_-]{35}")),
+    ("NPM tokens", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
+    ("Basic Auth Credentials", re.compile(r"[a-z][a-z0-9+.-]*://:[^\s/@'\"`{}$<>%*]{3,}@")),
 )
 _BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{20,8192}={0,2}")
+_HEX_TOKEN = re.compile(r"\b(?:[0-9a-fA-F]{2}){16,4096}\b")
 _MAX_TOKENS_PER_LINE = 16
 _DECODE_DEPTH = 2
 _UNQUOTED_VALUE = re.compile(r"[:=]\s*([A-Za-z0-9+/=_.-]{16,})\s*$")
+# "NAME=value" / "name: value" with nothing quoted: the keyword plugin's file-type rules
+# miss it in files it does not know (".env", Markdown). Only in configuration and text files:
+# in code an unquoted value is an expression ("self.password = password").
+_UNQUOTED_ASSIGNMENT = re.compile(
+    r"""^\s*(?:export\s+)?([A-Za-z_][\w.-]*)\s*[:=]\s*([^\s"'`#()\[\]{}]{8,})\s*$"""
+)
+_TEXT_SUFFIXES = (
+    ".cfg",
+    ".conf",
+    ".env",
+    ".ini",
+    ".md",
+    ".properties",
+    ".rst",
+    ".toml",
+    ".txt",
+    ".yaml",
+    ".yml",
+)
+_CODE_SPAN = re.compile(r"`([^`\s]{16,})`")
+# Prose that gives a value to a named setting: "Set `DB_PASSWORD` to `value`".
+_PROSE_ASSIGNMENT = re.compile(r"`([A-Za-z_][\w.-]*)`\s*(?:to|=|:|is)\s*`([^`\s]{8,})`")
 _STRING_LITERAL = re.compile(r"""(["'`])((?:\\.|(?!\1).)*)\1""")
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 _SEPARATED_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z][A-Za-z0-9]*)+")
@@ -156,6 +188,7 @@ class _Scanner:
     def __init__(self, plugins: Sequence[BasePlugin]) -> None:
         self.plugins = tuple(plugins)
         self.entropy = tuple(p for p in plugins if isinstance(p, HighEntropyStringsPlugin))
+        self.keyword = tuple(p for p in plugins if isinstance(p, KeywordDetector))
         # Joining lines glues unrelated text together; only patterns distinctive enough
         # not to match across a seam run on it (a URL followed by "user:x@" is not one).
         self.patterned = tuple(
@@ -172,10 +205,10 @@ class _Scanner:
             for text in _variants(line.text):
                 kinds = self._line_kinds(path, text, lock_file)
                 found.update((line.number, kind) for kind in kinds)
-                for decoded in _decoded_texts(text, _DECODE_DEPTH):
+                for suffix, decoded in _decoded_texts(text, _DECODE_DEPTH):
                     for decoded_line in decoded.splitlines():
                         kinds = self._line_kinds(path, decoded_line, lock_file)
-                        found.update((line.number, kind + ENCODED_SUFFIX) for kind in kinds)
+                        found.update((line.number, kind + suffix) for kind in kinds)
         for run in _runs(lines):
             found.update(self._joined_kinds(run))
         return [Finding(path, number, kind) for number, kind in sorted(found)]
@@ -196,16 +229,35 @@ class _Scanner:
         return kinds
 
     def _unquoted_value_kinds(self, path: str, text: str) -> set[str]:
+        values = [match.group(1) for match in _CODE_SPAN.finditer(text)]
         match = _UNQUOTED_VALUE.search(text)
-        if match is None:
-            return set()
-        quoted = f'"{match.group(1)}"'  # the entropy plugins only look inside quotes
-        return {
+        if match is not None:
+            values.append(match.group(1))
+        kinds = {
             plugin.secret_type
+            for value in values
             for plugin in self.entropy
-            for secret in plugin.analyze_line(filename=path, line=quoted, line_number=0)
+            # the entropy plugins only look inside quotes
+            for secret in plugin.analyze_line(filename=path, line=f'"{value}"', line_number=0)
             if _accept(plugin, secret.secret_value, text)
         }
+        return kinds | self._assignment_kinds(path, text)
+
+    def _assignment_kinds(self, path: str, text: str) -> set[str]:
+        """The keyword plugin's verdict on unquoted or prose assignments, written as the
+        quoted Python assignment it understands everywhere."""
+        pairs = [(m.group(1), m.group(2)) for m in _PROSE_ASSIGNMENT.finditer(text)]
+        unquoted = _UNQUOTED_ASSIGNMENT.match(text) if _is_text_file(path) else None
+        if unquoted is not None:
+            pairs.append((unquoted.group(1), unquoted.group(2)))
+        kinds: set[str] = set()
+        for name, value in pairs:
+            line = f'{name} = "{value}"'
+            for plugin in self.keyword:
+                for secret in plugin.analyze_line(filename="x.py", line=line, line_number=0):
+                    if _accept(plugin, secret.secret_value, line):
+                        kinds.add(plugin.secret_type)
+        return kinds
 
     def _joined_kinds(self, run: Sequence[Line]) -> Iterator[tuple[int, str]]:
         joined, starts = _join_run(run)
@@ -259,17 +311,38 @@ def _names_something(value: str, line: str) -> bool:
     return assigned is not None and assigned.group(1).lower() == value.lower()
 
 
-def _decoded_texts(text: str, depth: int) -> Iterator[str]:
-    """Texts that base64-looking tokens of ``text`` decode to, recursively to ``depth``."""
+def _decoded_texts(text: str, depth: int) -> Iterator[tuple[str, str]]:
+    """``(suffix, text)`` for what base64 or hex tokens of ``text`` decode to, recursively
+    to ``depth``; the suffix names the outermost encoding."""
     if depth <= 0:
         return
-    for count, match in enumerate(_BASE64_TOKEN.finditer(text)):
-        if count >= _MAX_TOKENS_PER_LINE:
-            return
-        decoded = _decode_base64_text(match.group(0))
-        if decoded is not None:
-            yield decoded
-            yield from _decoded_texts(decoded, depth - 1)
+    for suffix, pattern, decode in _DECODERS:
+        for count, match in enumerate(pattern.finditer(text)):
+            if count >= _MAX_TOKENS_PER_LINE:
+                break
+            decoded = decode(match.group(0))
+            if decoded is not None:
+                yield suffix, decoded
+                yield from ((suffix, inner) for _, inner in _decoded_texts(decoded, depth - 1))
+
+
+def _decode_hex_text(token: str) -> str | None:
+    """The text ``token`` decodes to as hex, or ``None`` if that is not mostly printable."""
+    try:
+        return _printable_text(bytes.fromhex(token))
+    except ValueError:
+        return None
+
+
+def _printable_text(raw: bytes) -> str | None:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    printable = sum(char.isprintable() or char in "\n\r\t" for char in text)
+    if not text or "\x00" in text or printable < 0.95 * len(text):
+        return None
+    return text
 
 
 def _decode_base64_text(token: str) -> str | None:
@@ -286,13 +359,16 @@ def _decode_base64_text(token: str) -> str | None:
     padded = body + "=" * (-len(body) % 4)
     try:
         raw = base64.b64decode(padded, altchars=altchars, validate=True)
-        text = raw.decode("utf-8")
     except (binascii.Error, ValueError):
         return None
-    printable = sum(char.isprintable() or char in "\n\r\t" for char in text)
-    if not text or "\x00" in text or printable < 0.95 * len(text):
-        return None
-    return text
+    return _printable_text(raw)
+
+
+# Hex first: a hex token is also valid base64, which decodes it to noise.
+_DECODERS: tuple[tuple[str, re.Pattern[str], Callable[[str], str | None]], ...] = (
+    (HEX_ENCODED_SUFFIX, _HEX_TOKEN, _decode_hex_text),
+    (ENCODED_SUFFIX, _BASE64_TOKEN, _decode_base64_text),
+)
 
 
 def _runs(lines: Sequence[Line]) -> Iterator[Sequence[Line]]:
@@ -320,6 +396,12 @@ def _join_run(run: Sequence[Line]) -> tuple[str, list[int]]:
         parts.append(fragment)
         offset += len(fragment)
     return "".join(parts), starts
+
+
+def _is_text_file(path: str) -> bool:
+    """Configuration, environment and documentation files, where values go unquoted."""
+    name = path.rsplit("/", 1)[-1].lower()
+    return name.startswith(".env") or name.endswith(_TEXT_SUFFIXES)
 
 
 def _is_lock_file(path: str) -> bool:

@@ -56,6 +56,7 @@ class Service:
             self.reap()
         except SandboxError:  # the engine may be down; doctor says so, jobs will fail loudly
             log.warning("could not reap orphaned sandboxes", exc_info=True)
+        self.store.release_deliveries(self.owner_dead)
         requeued = self.store.recover(self.owner_dead, self.settings.scheduler.max_attempts)
         if requeued:
             log.info("jobs of a dead worker requeued", extra={"jobs": requeued})

@@ -255,12 +255,33 @@ def _run_attempt(rt: Runtime, lease: Lease, forge: Forge) -> None:
         return
     except ForgebotError as exc:
         report = _failure_report(rec, exc)
+        if _retry_later(rt, rec, exc):
+            if prepared is not None:
+                _cleanup(rt, prepared)
+            return
     except Exception as exc:  # a bug: say so on the issue rather than retry it forever
         log.exception("attempt failed unexpectedly", extra={"job": job.id})
         report = _failure_report(rec, exc)
     if prepared is not None:
         _cleanup(rt, prepared)
     _close(rt, rec, report)
+
+
+def _retry_later(rt: Runtime, rec: Recorder, exc: ForgebotError) -> bool:
+    """A forge or engine fault that may pass: close this attempt and queue the job again,
+    within ``scheduler.max_attempts``. Safe, because publishing finds the pull request by its
+    branch and recognises its own pushes: a retry never makes a second one."""
+    claim = rec.lease.claim
+    if not (exc.retryable and isinstance(exc, ForgeError | GitError | SandboxError)):
+        return False
+    if claim.attempt_number >= rt.settings.scheduler.max_attempts:
+        return False
+    if not rt.store.finish(claim, rec.lease.owner, "retrying", failed=True):
+        return True  # the lease is gone: whoever holds the job now decides
+    rt.store.requeue(claim.job.id, mode=None, feedback="", by="forgebot")
+    rec.show(current=None, iteration=None)
+    rec.event("attempt.retry_later", error=type(exc).__name__)
+    return True
 
 
 def _failure_report(rec: Recorder, exc: Exception) -> Report:

@@ -15,7 +15,11 @@ Rule names are stable strings; the reporter and the tests key on them:
 ``limits.max_lines_changed``    more added plus removed lines than allowed
 ``checks.forbid_test_deletion`` a test file deleted or renamed away, a test function removed
 ``checks.forbid_test_skip``     a skip marker added to a test file
+``checks.forbidden_patterns:N`` an added line matching the forbidden pattern named ``N``
 =============================== ==========================================================
+
+A forbidden pattern's violation names the file and the line but never quotes the line: it may
+hold a secret as well.
 
 The first three are not configurable: git and the trusted side depend on them. A path that
 fails one of them is not matched against globs as well, since its name means nothing then.
@@ -25,12 +29,13 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.policy.changeset import SUBMODULE_MODE, SYMLINK_MODE, ChangeSet, FileChange, FileStatus
 from bot.policy.glob import first_match
-from bot.policy.model import Policy
+from bot.policy.model import ForbiddenPattern, Policy
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -71,6 +76,7 @@ def evaluate(policy: Policy, changes: ChangeSet) -> list[Violation]:
         violations.extend(_symlink_violations(policy, change))
         if policy.checks.forbid_test_deletion:
             violations.extend(_test_violations(change))
+        violations.extend(forbidden_pattern_violations(policy.checks.forbidden_patterns, change))
     violations.extend(_limit_violations(policy, changes))
     return violations
 
@@ -184,6 +190,33 @@ def _test_violations(change: FileChange) -> Iterator[Violation]:
             yield _violation(
                 "checks.forbid_test_skip", change.path, line.number, "adds a test skip marker"
             )
+
+
+def forbidden_pattern_violations(
+    patterns: Sequence[ForbiddenPattern], change: FileChange
+) -> Iterator[Violation]:
+    """One violation per added line of ``change`` and forbidden pattern it matches.
+
+    Every file is judged, Markdown included: an install line that pipes a download into a
+    shell does harm from a README too. A symlink's target is a path, judged by the path rules.
+    """
+    if change.is_symlink:
+        return
+    compiled = [(item, _compiled(item.pattern)) for item in patterns]
+    for line in change.added:
+        for item, regex in compiled:
+            if regex.search(line.text):
+                yield _violation(
+                    f"checks.forbidden_patterns:{item.name}",
+                    change.path,
+                    line.number,
+                    item.description or f"matches the forbidden pattern {item.name!r}",
+                )
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 def _removed_test_functions(change: FileChange) -> Iterator[Violation]:

@@ -6,8 +6,9 @@ you mean max_files_changed?)``.
 
 A repository's ``.forgebot.yml`` is written by whoever can push to the repository, so the
 merge only ever tightens: smaller limits win, deny globs are added, allow globs may only
-narrow, checks may only be switched on. Anything that would loosen is dropped and reported
-back, so the job's comment can say what was ignored and why.
+narrow, checks may only be switched on, forbidden patterns may only be added. Anything that
+would loosen is dropped and reported back, so the job's comment can say what was ignored and
+why.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from pydantic_core import ErrorDetails
 
 from bot.errors import PolicyError
 from bot.policy.glob import glob_match, literal_prefix
-from bot.policy.model import Checks, Limits, Paths, Policy, Publish, Sandbox, Trigger
+from bot.policy.model import (
+    Checks,
+    ForbiddenPattern,
+    Limits,
+    Paths,
+    Policy,
+    Publish,
+    Sandbox,
+    Trigger,
+)
 
 # Policy files are a few hundred bytes; a bound keeps a hostile .forgebot.yml cheap to refuse.
 MAX_POLICY_BYTES = 64 * 1024
@@ -133,8 +143,10 @@ def merge_repo_policy(
     The override is validated like a policy file (a typo or a wrong type raises
     ``PolicyError`` naming ``source``). Then, key by key: a smaller limit wins; deny globs
     are the union of both; allow globs may only narrow (see :func:`_narrower_allow`); a check
-    or ``publish.draft_when_failed`` may only be switched on; trigger labels may only be a
-    subset of the bot-wide ones; the branch prefix may only extend the bot-wide one.
+    or ``publish.draft_when_failed`` may only be switched on; forbidden patterns are the
+    bot-wide ones plus the repository's new names (a bot-wide name keeps its pattern);
+    trigger labels may only be a subset of the bot-wide ones; the branch prefix may only
+    extend the bot-wide one.
     Everything that would loosen is left as in ``base`` and listed in ``ignored``.
     """
     merged = _deep_merge(base.model_dump(), repo_override)
@@ -162,8 +174,11 @@ def _merge_trigger(base: Trigger, wanted: Trigger, ignored: list[Ignored]) -> Tr
     if order.index(wanted.min_permission) > order.index(minimum):
         minimum = wanted.min_permission
     elif wanted.min_permission != minimum:
-        ignored.append(Ignored("trigger.min_permission",
-                               f"{wanted.min_permission} is below the bot-wide {minimum}"))
+        ignored.append(
+            Ignored(
+                "trigger.min_permission", f"{wanted.min_permission} is below the bot-wide {minimum}"
+            )
+        )
     kept = tuple(label for label in wanted.labels if label in base.labels)
     if extra and not kept:
         # The repository asked for other labels only; ignoring them must not silently turn
@@ -239,12 +254,44 @@ def _merge_sandbox(base: Sandbox, wanted: Sandbox, ignored: list[Ignored]) -> Sa
 
 def _merge_checks(base: Checks, wanted: Checks, ignored: list[Ignored]) -> Checks:
     values: dict[str, bool] = {}
-    for name in Checks.model_fields:
+    for name in _SWITCHES:
         have, want = getattr(base, name), getattr(wanted, name)
         if have and not want:
             ignored.append(Ignored(f"checks.{name}", "the bot-wide policy requires this check"))
         values[name] = have or want
-    return Checks(**values)
+    patterns = _merge_patterns(base.forbidden_patterns, wanted.forbidden_patterns, ignored)
+    return Checks(**values, forbidden_patterns=patterns)
+
+
+_SWITCHES = tuple(name for name, f in Checks.model_fields.items() if f.annotation is bool)
+
+
+def _merge_patterns(
+    base: tuple[ForbiddenPattern, ...],
+    wanted: tuple[ForbiddenPattern, ...],
+    ignored: list[Ignored],
+) -> tuple[ForbiddenPattern, ...]:
+    """The bot-wide patterns, all of them, then the repository's patterns with new names.
+
+    A repository that lists only its own patterns has not asked to drop the bot-wide ones (the
+    YAML list simply replaced the default in the merge), so leaving one out is not reported;
+    redefining a bot-wide name would weaken it, so that is ignored and reported.
+    """
+    by_name = {item.name: item for item in base}
+    added: list[ForbiddenPattern] = []
+    for item in wanted:
+        known = by_name.get(item.name)
+        if known is None:
+            by_name[item.name] = item
+            added.append(item)
+        elif known.pattern != item.pattern:
+            ignored.append(
+                Ignored(
+                    f"checks.forbidden_patterns.{item.name}",
+                    "a bot-wide pattern cannot be replaced",
+                )
+            )
+    return base + tuple(added)
 
 
 def _merge_publish(base: Publish, wanted: Publish, ignored: list[Ignored]) -> Publish:

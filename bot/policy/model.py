@@ -24,6 +24,104 @@ DEFAULT_DENY: tuple[str, ...] = (
     ".git/**",
 )
 
+# Code a model has no business adding, whatever an issue asks: each is judged on every added
+# line of the change by ``checks.forbidden_patterns`` and names itself in the violation as
+# ``checks.forbidden_patterns:<name>``. Single-line idioms only: they catch an obedient model
+# planting the obvious, not a determined author, which is what review is for.
+DEFAULT_FORBIDDEN_PATTERNS: tuple[tuple[str, str, str], ...] = (
+    (
+        "curl_pipe_shell",
+        r"\b(?:curl|wget|fetch)\b[^|\n]*\|\s*(?:sudo\s+)?(?:env\s+)?"
+        r"(?:ba|z|da|k|c|tc)?sh\b|\b(?:curl|wget)\b[^|\n]*\|\s*(?:sudo\s+)?"
+        r"(?:python[0-9.]*|perl|ruby|node|php)\b",
+        "pipes a download into a shell or interpreter",
+    ),
+    (
+        "eval_decoded",
+        r"\b(?:eval|exec|compile|Function|execSync)\s*\(.*"
+        r"(?:b64decode|b32decode|a2b_base64|decodebytes|decompress|fromhex|unhexlify|atob|"
+        r"Buffer\.from|codecs\.decode|rot13|marshal\.loads|pickle\.loads|zlib|base64)",
+        "evaluates decoded or decompressed data",
+    ),
+    (
+        "reverse_shell",
+        r"/dev/(?:tcp|udp)/|\b(?:nc|ncat|netcat)\b[^\n]*\s-[a-z]*[ec]\b|\bpty\.spawn\s*\("
+        r"|\bdup2\s*\([^)]*fileno|\bmkfifo\b[^\n]*\b(?:nc|ncat|sh)\b"
+        r"|\bsocat\b[^\n]*\bexec:|\bbash\s+-i\b",
+        "opens a reverse shell",
+    ),
+    (
+        "shell_from_request",
+        r"(?=.*\b(?:os\.system|os\.popen|subprocess\.\w+|commands\.getoutput|eval|exec"
+        r"|child_process|execSync|spawnSync|shell_exec|popen)\s*\()"
+        r"(?=.*\b(?:request\.(?:args|form|values|json|data|get_json|get_data|query_params|body"
+        r"|GET|POST|cookies|headers)|req\.(?:query|body|params|headers)|\$_(?:GET|POST|REQUEST)))",
+        "runs a command built from request input",
+    ),
+    (
+        "env_dump",
+        r"(?:\bprint|\bpprint|console\.log|json\.dumps|JSON\.stringify|\.write|\.info|\.debug"
+        r"|\.warning|\.error)\s*\((?:[^()]*\()?\s*(?:os\.environ|process\.env)\s*\)"
+        r"|/proc/(?:self|\d+|\$\$)/environ|^\s*(?:printenv|env|set)\s*(?:$|[>|])",
+        "dumps the whole environment",
+    ),
+    (
+        "exfiltrate_env",
+        # The whole environment, or a variable named like a credential; reading one
+        # setting such as a service URL is ordinary.
+        r"(?=.*(?:\b(?:os\.environ|process\.env)\b(?!\s*(?:\[|\.get\b|\.setdefault\b|\.\w+\s*=))"
+        r"|\bprintenv\b|(?:getenv|environ|process\.env)\W{1,8}\w*"
+        r"(?:TOKEN|KEY|SECRET|PASS|CRED)))"
+        r"(?=.*\b(?:requests|httpx|urlopen|urllib|http\.client|aiohttp|fetch|axios|curl|wget"
+        r"|sendall|socket)\b)",
+        "sends environment variables over the network",
+    ),
+    (
+        "exfiltrate_file",
+        r"(?=.*\b(?:requests|httpx|urlopen|urllib|http\.client|aiohttp|fetch|axios|curl|wget"
+        r"|sendall|socket)\b)(?=.*(?:\bopen\s*\(|read_text\s*\(|read_bytes\s*\(|readFileSync"
+        r"|--data-binary\s+@|-d\s+@|-F\s+\S+=@|-T\s))",
+        "sends a file's content over the network",
+    ),
+    (
+        "credential_files",
+        r"/etc/(?:passwd|shadow|sudoers)\b|~?/\.ssh/|\.git-credentials|\.aws/credentials"
+        r"|\.netrc\b|\.docker/config\.json|\.kube/config|/var/run/secrets"
+        r"|/run/secrets/kubernetes",
+        "reads a credential or system account file",
+    ),
+    (
+        "forge_token",
+        r"\b(?:GITHUB_TOKEN|GH_TOKEN|GITLAB_TOKEN|CI_JOB_TOKEN|GITEA_TOKEN|FORGEJO_TOKEN"
+        r"|ACTIONS_RUNTIME_TOKEN|ACTIONS_ID_TOKEN_REQUEST_TOKEN|FORGEBOT_\w+|GIT_ASKPASS)\b",
+        "reads a forge or bot credential",
+    ),
+    (
+        "tls_verify_disabled",
+        r"\bverify\s*=\s*False\b|_create_unverified_context|\bCERT_NONE\b"
+        r"|check_hostname\s*=\s*False|rejectUnauthorized\s*:\s*false"
+        r"|NODE_TLS_REJECT_UNAUTHORIZED|InsecureSkipVerify\s*:\s*true"
+        r"|\bcurl\b[^\n]*\s(?:-k|--insecure)\b|--no-check-certificate|GIT_SSL_NO_VERIFY"
+        r"|sslVerify\s*=?\s*false|PYTHONHTTPSVERIFY\s*=\s*[\"']?0",
+        "disables TLS certificate verification",
+    ),
+    (
+        "git_internals",
+        r"\.git/(?:hooks|config)\b|core\.hooksPath|\bgit\s+config\b[^\n]*\b(?:credential"
+        r"|core\.\w+|url\.)",
+        "reaches into git's hooks or configuration",
+    ),
+    (
+        "test_collection_disabled",
+        r"\bcollect_ignore(?:_glob)?\b|--ignore(?:-glob)?[= ]\S*test|--deselect\b"
+        r"|\bpytest\.exit\s*\(|\bskipif\s*\(\s*True\b|\bskipIf\s*\(\s*True\b"
+        r"|--collect-only\b|\baddopts\b[^\n]*\s-k\s"
+        r"|\b(?:pytest|tox|nox|go\s+test|cargo\s+test|npm\s+(?:run\s+)?test|make\s+test|jest)"
+        r"\b[^\n]*(?:\|\|\s*(?:true|:|exit\s+0)\b|;\s*exit\s+0\b)",
+        "stops tests from being collected or failing",
+    ),
+)
+
 # The branch prefix becomes part of a git ref: one or more "name/" parts of safe characters.
 _BRANCH_PREFIX = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._-]*/)+")
 
@@ -38,7 +136,18 @@ def check_branch_prefix(prefix: str) -> str:
     return prefix
 
 
+def check_regex(pattern: str) -> str:
+    """Return ``pattern`` if it compiles as a Python regular expression; raise ``ValueError``."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+    return pattern
+
+
 Glob = Annotated[StrictStr, AfterValidator(check_glob)]
+Regex = Annotated[StrictStr, Field(min_length=1, max_length=2000), AfterValidator(check_regex)]
+PatternName = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Label = Annotated[StrictStr, Field(min_length=1, max_length=100)]
 BranchPrefix = Annotated[
     StrictStr,
@@ -94,12 +203,38 @@ class Limits(_Strict):
     setup_timeout_s: int = Field(default=600, ge=1, le=86_400)
 
 
+class ForbiddenPattern(_Strict):
+    """A regular expression that no added line may match."""
+
+    name: PatternName = Field(
+        description="Stable name; the rule is checks.forbidden_patterns:<name>."
+    )
+    pattern: Regex = Field(description="A Python regular expression, searched in each added line.")
+    description: StrictStr = Field(
+        default="", max_length=200, description="Why it is forbidden, shown in the violation."
+    )
+
+
+def default_forbidden_patterns() -> tuple[ForbiddenPattern, ...]:
+    """The built-in forbidden patterns, as :data:`DEFAULT_FORBIDDEN_PATTERNS` lists them."""
+    return tuple(
+        ForbiddenPattern(name=name, pattern=pattern, description=description)
+        for name, pattern, description in DEFAULT_FORBIDDEN_PATTERNS
+    )
+
+
 class Checks(_Strict):
     """Gates a change must pass before it is published as ready."""
 
     tests_must_pass: bool = True
     secret_scan: bool = True
     forbid_test_deletion: bool = True
+    forbidden_patterns: tuple[ForbiddenPattern, ...] = Field(
+        default_factory=default_forbidden_patterns,
+        strict=False,
+        description="Patterns no added line may match. A repository may add patterns, never "
+        "remove or replace one.",
+    )
 
 
 class Publish(_Strict):

@@ -202,6 +202,22 @@ class Store:
             ).all()
             return [_delivery_view(r) for r in rows]
 
+    def release_deliveries(self, owner_is_dead: Callable[[str], bool]) -> int:
+        """Give back the deliveries a dead planner had taken, so they are planned at once
+        rather than after ``take_deliveries``' stale timeout. Returns how many."""
+        released = 0
+        with self._tx() as s:
+            rows = s.execute(select(Delivery.id, Delivery.note)
+                             .where(Delivery.status == PLANNING)).all()
+            for row_id, note in rows:
+                if not owner_is_dead(note.removeprefix("planning by ")):
+                    continue
+                # The note in the condition: two workers never release the same row twice.
+                released += _changed(s, update(Delivery).where(
+                    Delivery.id == row_id, Delivery.status == PLANNING, Delivery.note == note
+                ).values(status="pending", note=""))
+        return released
+
     def mark_delivery(self, row_id: int, status: str, note: str = "") -> None:
         with self._tx() as s:
             s.execute(
@@ -342,9 +358,10 @@ class Store:
                            kind="job.finished", data={"outcome": outcome, "state": state}))
             return True
 
-    def requeue(self, job_id: int, *, mode: str, feedback: str, by: str) -> bool:
+    def requeue(self, job_id: int, *, mode: str | None, feedback: str, by: str) -> bool:
         """Queue a finished (or cancelled) job for a new attempt (``/retry``: ``mode``
-        "retry", from scratch; ``/revise``: "revise", from its branch with ``feedback``).
+        "retry", from scratch; ``/revise``: "revise", from its branch with ``feedback``;
+        None: the bot retries after a passing fault, keeping what was last asked).
         False when the job is queued or running: a command never races an attempt."""
         with self._tx() as s:
             moved = _changed(s, update(Job).where(
@@ -352,8 +369,10 @@ class Store:
             ).values(state="queued", outcome=None, lease_owner=None, lease_expires_at=None))
             if moved != 1:
                 return False
-            s.add(JobEvent(job_id=job_id, kind="job.requeued",
-                           data={"mode": mode, "feedback": feedback[:20_000], "by": by}))
+            data = {"feedback": feedback[:20_000], "by": by}
+            if mode is not None:
+                data["mode"] = mode
+            s.add(JobEvent(job_id=job_id, kind="job.requeued", data=data))
             return True
 
     def cancel(self, job_id: int, *, by: str) -> bool:

@@ -34,20 +34,22 @@ def receive(forge_name: str) -> tuple[Any, int]:
         _count("unknown", "", "unknown_forge")
         return jsonify(error=f"unknown forge '{forge_name}'"), 404
     headers = {k: v for k, v in request.headers.items()}
+    # The event header is attacker-chosen until the signature checks out: rejected deliveries
+    # are counted as "unverified" so nobody can mint metric series by sending names.
     event = forge.event_kind(headers)
     try:
         body = request.get_data(cache=False)
     except RequestEntityTooLarge:
-        _count(forge_name, event, "too_large")
+        _count(forge_name, "unverified", "too_large")
         return jsonify(error="payload too large"), 413
     if not forge.verify(headers, body):
-        _count(forge_name, event, "unauthorized")
+        _count(forge_name, "unverified", "unauthorized")
         log.warning("webhook rejected: bad or missing signature", extra={"forge": forge_name})
         return jsonify(error="invalid signature"), 401
     try:
         json.loads(body)
         body.decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting is malformed too
         _count(forge_name, event, "malformed")
         return jsonify(error="malformed JSON body"), 400
     # Without a delivery id, the body's hash stands in: a byte-identical redelivery is a duplicate.

@@ -52,7 +52,8 @@ def test_bad_signature_is_401_and_nothing_is_stored(client, store, mutate):
     assert store.pending_deliveries() == []
     assert store.delivery_counts() == {}
     metrics = client.get("/metrics").get_data(as_text=True)
-    expected = 'forgebot_deliveries_total{event="issues",forge="local",result="unauthorized"} 1.0'
+    expected = ('forgebot_deliveries_total{event="unverified",forge="local",'
+                'result="unauthorized"} 1.0')
     assert expected in metrics
 
 

@@ -210,7 +210,7 @@ def parse(
         )
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ForgeError(f"gitea webhook '{event}': the body is not JSON") from exc
     fields = Fields(data, f"gitea webhook '{event}'")
     handler = _HANDLERS.get(event)

@@ -63,7 +63,7 @@ def parse(headers: Mapping[str, str], body: bytes) -> Event | None:
     kind = event_kind(headers)
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ForgeError(f"github webhook '{kind}': the body is not JSON") from exc
     if not isinstance(payload, dict):
         raise ForgeError(f"github webhook '{kind}': the body is not a JSON object")

@@ -84,7 +84,7 @@ def parse_all(headers: Mapping[str, str], body: bytes) -> list[Event]:
     kind = event_kind(headers)
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ForgeError(f"gitlab webhook '{kind}': the body is not JSON") from exc
     if not isinstance(payload, dict):
         raise ForgeError(f"gitlab webhook '{kind}': the body is not a JSON object")

@@ -15,6 +15,7 @@ from bot.forges.local.layout import (
     Document,
     RepoLayout,
     add_comment,
+    add_comment_locked,
     create_item,
     list_documents,
     now,
@@ -121,7 +122,8 @@ class LocalClient:
                 if doc.front.get("author") == self.bot_user and marker in doc.body:
                     write_document(path, Document({**doc.front, "edited": now()}, body))
                     return
-        add_comment(layout, number, self.bot_user, body)
+            # Still under the lock: two attempts racing cannot both add the comment.
+            add_comment_locked(layout, number, self.bot_user, body)
 
     def react(self, repo: str, number: int, comment_id: int | None, reaction: str) -> None:
         """Record a reaction in ``reactions/<number>.yml`` (the local forge shows no UI)."""

@@ -229,14 +229,19 @@ def create_item(layout: RepoLayout, kind: str, front: dict[str, Any], body: str)
 def add_comment(layout: RepoLayout, number: int, author: str, body: str) -> Path:
     """Write the next comment on item ``number`` (which must exist) and return its path."""
     require_item(layout, number)
-    directory = layout.meta_dir / "comments"
     with layout.lock():
-        seqs = [
-            int(p.stem.partition("-")[2])
-            for p in directory.glob(f"{number}-*.md")
-            if p.stem.partition("-")[2].isdigit()
-        ]
-        path = directory / f"{number}-{max(seqs, default=0) + 1}.md"
-        front = {"item": number, "author": author, "created": now()}
-        write_document(path, Document(front, body))
+        return add_comment_locked(layout, number, author, body)
+
+
+def add_comment_locked(layout: RepoLayout, number: int, author: str, body: str) -> Path:
+    """``add_comment`` for a caller that already holds ``layout.lock()``."""
+    directory = layout.meta_dir / "comments"
+    seqs = [
+        int(p.stem.partition("-")[2])
+        for p in directory.glob(f"{number}-*.md")
+        if p.stem.partition("-")[2].isdigit()
+    ]
+    path = directory / f"{number}-{max(seqs, default=0) + 1}.md"
+    front = {"item": number, "author": author, "created": now()}
+    write_document(path, Document(front, body))
     return path
