@@ -547,7 +547,9 @@ class DockerSession:
         cannot start (the pids limit is full), the session is marked broken.
         """
         leftover = self._count_processes() > _IDLE_PROCESSES
-        counters = self._cgroup_counters() if exit_code != 0 or leftover else None
+        # Read even after exit 0: a fork bomb's parent can exit cleanly once every fork it
+        # tried was refused at the pids limit, and that is still a pids-limit stop.
+        counters = self._cgroup_counters()
         if leftover:
             self._kill_leftovers()
         if counters is not None:
