@@ -11,11 +11,9 @@ Normalised by table: ``(event, action)`` → one small function; every other del
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.errors import ForgeError
 from bot.events import (
     CommentCreated,
     Event,
@@ -25,6 +23,7 @@ from bot.events import (
     Repo,
     ReviewSubmitted,
 )
+from bot.forges.payload import Fields, load_object, where
 from bot.forges.verify import get_header, verify_hmac_sha256
 
 FORGE = "github"
@@ -61,70 +60,13 @@ def parse(headers: Mapping[str, str], body: bytes) -> Event | None:
     handles misses a field it needs (the message names the field).
     """
     kind = event_kind(headers)
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ForgeError(f"github webhook '{kind}': the body is not JSON") from exc
-    if not isinstance(payload, dict):
-        raise ForgeError(f"github webhook '{kind}': the body is not a JSON object")
-    handler = _HANDLERS.get((kind, str(payload.get("action") or "")))
-    return handler(_Fields(payload, kind)) if handler else None
+    payload = load_object(body, f"github webhook '{kind}'")
+    action = payload.get("action") or ""
+    handler = _HANDLERS.get((kind, str(action)))
+    return handler(Fields(payload, where("github", kind, action))) if handler else None
 
 
-class _Fields:
-    """Typed access to a payload by dotted path; a missing or mistyped field is a ForgeError."""
-
-    def __init__(self, payload: dict[str, Any], kind: str) -> None:
-        self._payload = payload
-        self._kind = kind
-
-    def find(self, path: str) -> object | None:
-        """The value at ``path``, or None when any step is absent or null."""
-        node: object = self._payload
-        for key in path.split("."):
-            if not isinstance(node, dict):
-                return None
-            node = node.get(key)
-        return node
-
-    def text(self, path: str, *, optional: bool = False) -> str:
-        value = self.find(path)
-        if value is None and optional:
-            return ""  # GitHub sends null for an empty issue, pull request or review body
-        if not isinstance(value, str):
-            raise self.error(path)
-        return value
-
-    def integer(self, path: str) -> int:
-        value = self.find(path)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(path)
-        return value
-
-    def optional_integer(self, path: str) -> int | None:
-        return None if self.find(path) is None else self.integer(path)
-
-    def items(self, path: str) -> list[dict[str, Any]]:
-        value = self.find(path)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-            raise self.error(path)
-        return value
-
-    def strings(self, item: dict[str, Any], key: str, path: str) -> tuple[str, ...]:
-        value = item.get(key) or []
-        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-            raise self.error(f"{path}.{key}")
-        return tuple(value)
-
-    def error(self, path: str) -> ForgeError:
-        action = self._payload.get("action") or ""
-        where = f"{self._kind}/{action}" if action else self._kind
-        return ForgeError(f"github webhook '{where}': missing or invalid field {path}")
-
-
-def _repo(fields: _Fields) -> Repo:
+def _repo(fields: Fields) -> Repo:
     return Repo(
         forge=FORGE,
         full_name=fields.text("repository.full_name"),
@@ -133,7 +75,7 @@ def _repo(fields: _Fields) -> Repo:
     )
 
 
-def _label_names(fields: _Fields) -> tuple[str, ...]:
+def _label_names(fields: Fields) -> tuple[str, ...]:
     names = []
     for index, label in enumerate(fields.items("issue.labels")):
         name = label.get("name")
@@ -143,7 +85,7 @@ def _label_names(fields: _Fields) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _labeled(fields: _Fields) -> IssueLabeled:
+def _labeled(fields: Fields) -> IssueLabeled:
     return IssueLabeled(
         repo=_repo(fields),
         number=fields.integer("issue.number"),
@@ -155,7 +97,7 @@ def _labeled(fields: _Fields) -> IssueLabeled:
     )
 
 
-def _comment_created(fields: _Fields) -> CommentCreated:
+def _comment_created(fields: Fields) -> CommentCreated:
     return CommentCreated(
         repo=_repo(fields),
         number=fields.integer("issue.number"),
@@ -167,14 +109,14 @@ def _comment_created(fields: _Fields) -> CommentCreated:
     )
 
 
-def _union(fields: _Fields, commits: list[dict[str, Any]], key: str) -> tuple[str, ...]:
+def _union(fields: Fields, commits: list[dict[str, Any]], key: str) -> tuple[str, ...]:
     paths: dict[str, None] = {}  # ordered set: first appearance wins
     for index, commit in enumerate(commits):
         paths.update(dict.fromkeys(fields.strings(commit, key, f"commits[{index}]")))
     return tuple(paths)
 
 
-def _pushed(fields: _Fields) -> Pushed | None:
+def _pushed(fields: Fields) -> Pushed | None:
     if fields.find("deleted") is True:
         return None  # a deleted branch or tag has no content to read
     commits = fields.items("commits")
@@ -198,7 +140,7 @@ def _pushed(fields: _Fields) -> Pushed | None:
     )
 
 
-def _pull_closed(fields: _Fields) -> PullClosed:
+def _pull_closed(fields: Fields) -> PullClosed:
     return PullClosed(
         repo=_repo(fields),
         number=fields.integer("pull_request.number"),
@@ -208,7 +150,7 @@ def _pull_closed(fields: _Fields) -> PullClosed:
     )
 
 
-def _review_submitted(fields: _Fields) -> ReviewSubmitted | None:
+def _review_submitted(fields: Fields) -> ReviewSubmitted | None:
     state = fields.text("review.state").lower()  # lower-case in webhooks, upper in the REST API
     if state not in REVIEW_STATES:
         return None  # "dismissed" and anything newer start nothing
@@ -222,7 +164,7 @@ def _review_submitted(fields: _Fields) -> ReviewSubmitted | None:
 
 
 # (X-GitHub-Event, action) -> handler; a push has no action. Everything else starts nothing.
-_HANDLERS: dict[tuple[str, str], Callable[[_Fields], Event | None]] = {
+_HANDLERS: dict[tuple[str, str], Callable[[Fields], Event | None]] = {
     ("issues", "labeled"): _labeled,
     ("issue_comment", "created"): _comment_created,
     ("push", ""): _pushed,

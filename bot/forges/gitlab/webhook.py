@@ -13,11 +13,9 @@ text into a merge request that anyone who can read the project sees.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from bot.errors import ForgeError
 from bot.events import (
     CommentCreated,
     Event,
@@ -27,6 +25,7 @@ from bot.events import (
     Repo,
     ReviewSubmitted,
 )
+from bot.forges.payload import Fields, load_object, where
 from bot.forges.verify import get_header, verify_token
 
 FORGE = "gitlab"
@@ -82,82 +81,16 @@ def parse(
 def parse_all(headers: Mapping[str, str], body: bytes) -> list[Event]:
     """Every event in the delivery: one ``IssueLabeled`` per added label, else at most one."""
     kind = event_kind(headers)
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ForgeError(f"gitlab webhook '{kind}': the body is not JSON") from exc
-    if not isinstance(payload, dict):
-        raise ForgeError(f"gitlab webhook '{kind}': the body is not a JSON object")
-    fields = _Fields(payload, kind)
+    payload = load_object(body, f"gitlab webhook '{kind}'")
+    attributes = payload.get("object_attributes")
+    action = attributes.get("action") if isinstance(attributes, dict) else None
+    fields = Fields(payload, where("gitlab", kind, action))
     action = fields.text("object_attributes.action", optional=True)
     handler = _HANDLERS.get((kind, action)) or _HANDLERS.get((kind, "*"))
     return handler(fields) if handler else []
 
 
-class _Fields:
-    """Typed access to a payload by dotted path; a missing or mistyped field is a ForgeError."""
-
-    def __init__(self, payload: dict[str, Any], kind: str) -> None:
-        self._payload = payload
-        self._kind = kind
-
-    def find(self, path: str) -> object | None:
-        """The value at ``path``, or None when any step is absent or null."""
-        node: object = self._payload
-        for key in path.split("."):
-            if not isinstance(node, dict):
-                return None
-            node = node.get(key)
-        return node
-
-    def text(self, path: str, *, optional: bool = False) -> str:
-        value = self.find(path)
-        if value is None and optional:
-            return ""  # GitLab sends null for an empty description
-        if not isinstance(value, str):
-            raise self.error(path)
-        return value
-
-    def integer(self, path: str) -> int:
-        value = self.find(path)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(path)
-        return value
-
-    def optional_integer(self, path: str) -> int | None:
-        return None if self.find(path) is None else self.integer(path)
-
-    def items(self, path: str) -> list[dict[str, Any]]:
-        value = self.find(path)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-            raise self.error(path)
-        return value
-
-    def strings(self, item: dict[str, Any], key: str, path: str) -> tuple[str, ...]:
-        value = item.get(key) or []
-        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-            raise self.error(f"{path}.{key}")
-        return tuple(value)
-
-    def titles(self, path: str) -> tuple[str, ...]:
-        """The ``title`` of each label object at ``path`` (GitLab labels have no ``name``)."""
-        names = []
-        for index, label in enumerate(self.items(path)):
-            title = label.get("title")
-            if not isinstance(title, str):
-                raise self.error(f"{path}[{index}].title")
-            names.append(title)
-        return tuple(names)
-
-    def error(self, path: str) -> ForgeError:
-        action = self.find("object_attributes.action") or ""
-        where = f"{self._kind}/{action}" if action else self._kind
-        return ForgeError(f"gitlab webhook '{where}': missing or invalid field {path}")
-
-
-def _repo(fields: _Fields) -> Repo:
+def _repo(fields: Fields) -> Repo:
     return Repo(
         forge=FORGE,
         full_name=fields.text("project.path_with_namespace"),
@@ -165,7 +98,7 @@ def _repo(fields: _Fields) -> Repo:
     )
 
 
-def _labeled(fields: _Fields) -> list[Event]:
+def _labeled(fields: Fields) -> list[Event]:
     """An Issue Hook whose ``changes.labels`` gained labels: one event per added label."""
     if fields.find("changes.labels") is None:
         return []  # a title, description or assignee edit
@@ -173,8 +106,8 @@ def _labeled(fields: _Fields) -> list[Event]:
         return []
     if fields.text("object_attributes.state", optional=True) == "closed":
         return []  # labels tidied on a closed issue start no work
-    previous = set(fields.titles("changes.labels.previous"))
-    current = fields.titles("changes.labels.current")
+    previous = set(fields.names("changes.labels.previous", "title"))
+    current = fields.names("changes.labels.current", "title")
     added = [title for title in current if title not in previous]
     if not added:
         return []  # only removals
@@ -190,7 +123,7 @@ def _labeled(fields: _Fields) -> list[Event]:
     ]
 
 
-def _note(fields: _Fields) -> list[Event]:
+def _note(fields: Fields) -> list[Event]:
     """A Note Hook on a merge request or an issue; commit and snippet notes start nothing."""
     if fields.find("object_attributes.system") is True:
         return []  # GitLab's own "added label ~x" notes
@@ -215,14 +148,14 @@ def _note(fields: _Fields) -> list[Event]:
     )]
 
 
-def _union(fields: _Fields, commits: list[dict[str, Any]], key: str) -> tuple[str, ...]:
+def _union(fields: Fields, commits: list[dict[str, Any]], key: str) -> tuple[str, ...]:
     paths: dict[str, None] = {}  # ordered set: first appearance wins
     for index, commit in enumerate(commits):
         paths.update(dict.fromkeys(fields.strings(commit, key, f"commits[{index}]")))
     return tuple(paths)
 
 
-def _pushed(fields: _Fields) -> list[Event]:
+def _pushed(fields: Fields) -> list[Event]:
     """A Push Hook. GitLab lists at most 20 commits; ``total_commits_count`` is the truth."""
     after = fields.text("after")
     if after == _NO_COMMIT:
@@ -243,7 +176,7 @@ def _pushed(fields: _Fields) -> list[Event]:
     )]
 
 
-def _pull_closed(fields: _Fields) -> list[Event]:
+def _pull_closed(fields: Fields) -> list[Event]:
     """A Merge Request Hook ``merge`` (merged) or ``close`` (closed without merging)."""
     return [PullClosed(
         repo=_repo(fields),
@@ -254,7 +187,7 @@ def _pull_closed(fields: _Fields) -> list[Event]:
     )]
 
 
-def _approved(fields: _Fields) -> list[Event]:
+def _approved(fields: Fields) -> list[Event]:
     """GitLab has no review event. ``approved`` fires once the merge request has every
     approval it needs; the per-user ``approval`` is not used, so one approval by one
     reviewer does not count twice."""
@@ -269,7 +202,7 @@ def _approved(fields: _Fields) -> list[Event]:
 
 # (X-Gitlab-Event, object_attributes.action) -> handler; "*" matches any action (a push has
 # none). Confidential hooks, tag pushes, system hooks and every other pair start nothing.
-_HANDLERS: dict[tuple[str, str], Callable[[_Fields], list[Event]]] = {
+_HANDLERS: dict[tuple[str, str], Callable[[Fields], list[Event]]] = {
     ("Issue Hook", "*"): _labeled,
     ("Note Hook", "*"): _note,
     ("Push Hook", "*"): _pushed,

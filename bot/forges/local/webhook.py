@@ -12,13 +12,12 @@ builders the ``forgebot local`` commands use), so the format is defined in one p
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.errors import ForgeError
 from bot.events import CommentCreated, Event, IssueLabeled, Repo
+from bot.forges.payload import Fields, load_object, where
 from bot.forges.verify import get_header, sign_sha256, verify_hmac_sha256
 
 FORGE = "local"
@@ -54,74 +53,18 @@ def parse(headers: Mapping[str, str], body: bytes) -> Event | None:
     event needs (the message names the field).
     """
     kind = event_kind(headers)
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ForgeError(f"local webhook '{kind}': the body is not JSON") from exc
-    if not isinstance(payload, dict):
-        raise ForgeError(f"local webhook '{kind}': the body is not a JSON object")
-    handler = _HANDLERS.get((kind, str(payload.get("action", ""))))
-    return handler(_Fields(payload, kind)) if handler else None
+    payload = load_object(body, f"local webhook '{kind}'")
+    action = payload.get("action", "")
+    handler = _HANDLERS.get((kind, str(action)))
+    return handler(Fields(payload, where("local", kind, action))) if handler else None
 
 
-class _Fields:
-    """Typed access to a payload by dotted path; a missing or mistyped field is a ForgeError."""
-
-    def __init__(self, payload: Payload, kind: str) -> None:
-        self._payload = payload
-        self._kind = kind
-
-    def get(self, path: str) -> object:
-        """The value at ``path``; ForgeError when it is absent or null."""
-        value = self.find(path)
-        if value is None:
-            raise self._error(path)
-        return value
-
-    def find(self, path: str) -> object | None:
-        """The value at ``path``, or None when any step is absent."""
-        node: object = self._payload
-        for key in path.split("."):
-            if not isinstance(node, dict):
-                return None
-            node = node.get(key)
-        return node
-
-    def text(self, path: str, *, optional: bool = False) -> str:
-        value = self.find(path)
-        if value is None and optional:
-            return ""
-        if not isinstance(value, str):
-            raise self._error(path)
-        return value
-
-    def integer(self, path: str) -> int:
-        value = self.get(path)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self._error(path)
-        return value
-
-    def label_names(self, path: str) -> tuple[str, ...]:
-        value = self.get(path)
-        if not isinstance(value, list):
-            raise self._error(path)
-        names = [item.get("name") if isinstance(item, dict) else None for item in value]
-        for index, name in enumerate(names):
-            if not isinstance(name, str):
-                raise self._error(f"{path}[{index}].name")
-        return tuple(str(name) for name in names)
-
-    def _error(self, path: str) -> ForgeError:
-        action = self._payload.get("action", "")
-        return ForgeError(f"local webhook '{self._kind}/{action}': missing or invalid field {path}")
-
-
-def _repo(fields: _Fields) -> Repo:
+def _repo(fields: Fields) -> Repo:
     branch = fields.text("repository.default_branch", optional=True) or "main"
     return Repo(forge=FORGE, full_name=fields.text("repository.full_name"), default_branch=branch)
 
 
-def _labeled(fields: _Fields) -> IssueLabeled:
+def _labeled(fields: Fields) -> IssueLabeled:
     return IssueLabeled(
         repo=_repo(fields),
         number=fields.integer("issue.number"),
@@ -129,11 +72,11 @@ def _labeled(fields: _Fields) -> IssueLabeled:
         body=fields.text("issue.body", optional=True),
         label=fields.text("label.name"),
         sender=fields.text("sender.login"),
-        labels=fields.label_names("issue.labels"),
+        labels=fields.names("issue.labels", required=True),
     )
 
 
-def _comment_created(fields: _Fields) -> CommentCreated:
+def _comment_created(fields: Fields) -> CommentCreated:
     return CommentCreated(
         repo=_repo(fields),
         number=fields.integer("issue.number"),
@@ -144,7 +87,7 @@ def _comment_created(fields: _Fields) -> CommentCreated:
 
 
 # (event header, action) -> handler; everything else starts nothing.
-_HANDLERS: dict[tuple[str, str], Callable[[_Fields], Event]] = {
+_HANDLERS: dict[tuple[str, str], Callable[[Fields], Event]] = {
     ("issues", "labeled"): _labeled,
     ("issue_comment", "created"): _comment_created,
 }
