@@ -166,6 +166,21 @@ class Dispatcher:
         scheduler.start()
         self._scheduler = scheduler
 
+    def every(self, seconds: float, job_id: str, func: Callable[[], object]) -> None:
+        """Run ``func`` on an interval too (housekeeping such as the sandbox reaper); a
+        failure is logged and the next run tries again."""
+        if self._scheduler is None:
+            raise RuntimeError("start() the dispatcher first")
+
+        def guarded() -> None:
+            try:
+                func()
+            except Exception:
+                log.exception("housekeeping failed", extra={"task": job_id})
+
+        self._scheduler.add_job(guarded, "interval", id=job_id, seconds=seconds,
+                                coalesce=True, max_instances=1)
+
     def wake(self) -> None:
         """Run a tick now (or right after the one in progress)."""
         self._again.set()

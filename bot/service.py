@@ -25,6 +25,7 @@ from bot.store.notify import WorkListener
 from bot.web import create_app
 
 log = logging.getLogger(__name__)
+REAP_EVERY_S = 300
 
 
 @dataclass
@@ -46,6 +47,8 @@ class Service:
             self._recover()
         if work and schedule:
             self.dispatcher.start()
+            # Orphans of crashed workers elsewhere, and sessions a bug leaked, go in time.
+            self.dispatcher.every(REAP_EVERY_S, "reap", self.reap)
             # PostgreSQL: a receiver in another process wakes us at once (no-op on SQLite).
             self._listener = WorkListener(self.settings.store_url, self.dispatcher.wake)
             self._listener.start(timeout=5)

@@ -106,3 +106,14 @@ def test_owner_liveness():
     assert not owner_is_dead("elsewhere:1:x", me)  # another machine: only the lease tells
     assert owner_is_dead("host:999999999:x", me)  # no such process
     assert not owner_is_dead("garbage", me)
+
+
+def test_housekeeping_runs_on_its_own_interval(tmp_path):
+    ran = threading.Event()
+    dispatcher, _ = make(tmp_path, lambda lease: None, tick_seconds=3600)
+    dispatcher.start()
+    try:
+        dispatcher.every(0.1, "test", ran.set)
+        assert ran.wait(30)
+    finally:
+        dispatcher.stop()
