@@ -159,15 +159,6 @@ class Store:
                 ).one()
                 return existing, False
 
-    def pending_deliveries(self, limit: int = 100) -> list[DeliveryView]:
-        """Pending deliveries, oldest first, without taking them (see ``take_deliveries``)."""
-        with self._tx() as s:
-            rows = s.scalars(
-                select(Delivery).where(Delivery.status == "pending").order_by(Delivery.id)
-                .limit(limit)
-            ).all()
-            return [_delivery_view(r) for r in rows]
-
     def take_deliveries(
         self, owner: str, limit: int = 100, stale_seconds: int = 300
     ) -> list[DeliveryView]:
@@ -309,14 +300,6 @@ class Store:
                  "at": e.created_at.isoformat() + "Z"}
                 for e in rows
             ]
-
-    def has_event(self, job_id: int, kind: str) -> bool:
-        with self._tx() as s:
-            found = s.scalars(
-                select(JobEvent.id).where(JobEvent.job_id == job_id, JobEvent.kind == kind)
-                .limit(1)
-            ).first()
-            return found is not None
 
     # claims and leases ----------------------------------------------------------------
 
