@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import ipaddress
-import os
 import socket
 import tarfile
 import threading
@@ -30,8 +29,8 @@ from bot.sandbox.docker import (
     RUNNER_IMAGE,
     DockerSandbox,
     DockerSession,
-    image_status,
 )
+from tests.integration.docker_engine import docker_engine
 
 pytestmark = pytest.mark.docker
 
@@ -57,23 +56,8 @@ class Contained(StrEnum):
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[docker.DockerClient]:
-    problem: str | None
-    engine: docker.DockerClient | None = None
-    try:
-        engine = docker.from_env()
-        engine.ping()
-        problem = image_status(engine, RUNNER_IMAGE)
-    except Exception as exc:  # any failure to reach the engine means "no Docker here"
-        problem = f"Docker engine unavailable: {exc}"
-    if problem is not None:
-        if engine is not None:
-            engine.close()
-        if os.environ.get("FORGEBOT_ALLOW_SKIP") == "1":
-            pytest.skip(problem)
-        pytest.fail(f"{problem} (set FORGEBOT_ALLOW_SKIP=1 to skip instead)", pytrace=False)
-    assert engine is not None
-    yield engine
-    engine.close()
+    with docker_engine([RUNNER_IMAGE]) as engine:
+        yield engine
 
 
 @pytest.fixture(scope="module")

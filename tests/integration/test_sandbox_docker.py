@@ -7,15 +7,12 @@ skipping; set FORGEBOT_ALLOW_SKIP=1 to skip them instead on a machine without Do
 
 from __future__ import annotations
 
-import gc
 import io
-import os
 import signal
 import subprocess
 import sys
 import tarfile
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +41,7 @@ from bot.sandbox.docker import (
 from bot.sandbox.options import DockerOptions
 from bot.sandbox.tarball import tar_directory
 from bot.service import build_service
+from tests.integration.docker_engine import docker_engine
 
 pytestmark = pytest.mark.docker
 
@@ -55,25 +53,8 @@ PYTEST = ["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 @pytest.fixture(scope="module")
 def client() -> Iterator[docker.DockerClient]:
     """A Docker client, once the engine answers and the runner image is current."""
-    problem: str | None
-    engine: docker.DockerClient | None = None
-    try:
-        engine = docker.from_env()
-        engine.ping()
-        problem = image_status(engine, RUNNER_IMAGE)
-    except Exception as exc:  # any failure to reach the engine means "no Docker here"
-        problem = f"Docker engine unavailable: {exc}"
-    if problem is not None:
-        if engine is not None:
-            engine.close()
-        _collect_leaked_sockets()
-        if os.environ.get("FORGEBOT_ALLOW_SKIP") == "1":
-            pytest.skip(problem)
-        pytest.fail(f"{problem} (set FORGEBOT_ALLOW_SKIP=1 to skip instead)", pytrace=False)
-    assert engine is not None
-    yield engine
-    _remove_test_leftovers(engine)
-    engine.close()
+    with docker_engine([RUNNER_IMAGE], f"{TEST_LABEL}=test_sandbox_docker") as engine:
+        yield engine
 
 
 @pytest.fixture(scope="module")
@@ -85,22 +66,6 @@ def sandbox(client: docker.DockerClient) -> DockerSandbox:
 def session(sandbox: DockerSandbox) -> Iterator[DockerSession]:
     with sandbox.start(RUNNER_IMAGE, Limits(pids=128, memory_mb=512), LABELS) as started:
         yield started
-
-
-def _collect_leaked_sockets() -> None:
-    # docker-py leaves the socket of a failed connection attempt to the garbage collector;
-    # collect it now, quietly, rather than let its ResourceWarning fail an unrelated test.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
-
-
-def _remove_test_leftovers(client: docker.DockerClient) -> None:
-    selector = {"label": f"{TEST_LABEL}=test_sandbox_docker"}
-    for container in client.containers.list(all=True, filters=selector):
-        container.remove(force=True)
-    for volume in client.volumes.list(filters=selector):
-        volume.remove(force=True)
 
 
 def _tree(files: dict[str, str]) -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import tarfile
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import docker
 import pytest
 
 from bot.sandbox.base import Limits, Result
-from bot.sandbox.docker import RUNNER_IMAGES, DockerSandbox, image_status
+from bot.sandbox.docker import RUNNER_IMAGES, DockerSandbox
 from bot.sandbox.tarball import tar_directory
 from bot.sandbox.toolchain import (
     Toolchain,
@@ -28,6 +27,7 @@ from bot.sandbox.toolchain import (
     detect_toolchain,
     read_marker_files,
 )
+from tests.integration.docker_engine import docker_engine
 
 pytestmark = pytest.mark.docker
 
@@ -59,28 +59,8 @@ SAMPLES = {
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[docker.DockerClient]:
-    problems: list[str] = []
-    engine: docker.DockerClient | None = None
-    try:
-        engine = docker.from_env()
-        engine.ping()
-        problems = [p for p in (image_status(engine, ref) for ref in IMAGES.values()) if p]
-    except Exception as exc:  # any failure to reach the engine means "no Docker here"
-        problems = [f"Docker engine unavailable: {exc}"]
-    if problems:
-        if engine is not None:
-            engine.close()
-        if os.environ.get("FORGEBOT_ALLOW_SKIP") == "1":
-            pytest.skip("; ".join(problems))
-        pytest.fail(f"{'; '.join(problems)} (set FORGEBOT_ALLOW_SKIP=1 to skip)", pytrace=False)
-    assert engine is not None
-    yield engine
-    selector = {"label": "forgebot.test=test_toolchains"}
-    for container in engine.containers.list(all=True, filters=selector):
-        container.remove(force=True)
-    for volume in engine.volumes.list(filters=selector):
-        volume.remove(force=True)
-    engine.close()
+    with docker_engine(IMAGES.values(), "forgebot.test=test_toolchains") as engine:
+        yield engine
 
 
 @pytest.fixture(scope="module")
