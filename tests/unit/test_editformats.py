@@ -1,4 +1,8 @@
-"""The edit format: parsing and applying model replies, as tables of plain strings."""
+"""SEARCH/REPLACE: parsing and applying model replies, as tables of plain strings.
+
+Ported from the tests of the single-format module ``bot.agent.editformat``: every behaviour
+those tests fixed still holds in ``bot.agent.editformats``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.agent.editformat import Edit, apply_edits, parse_edits, validate_path
+from bot.agent.editformats import Edit, Replace, WriteFile, apply_edits, validate_path
+from bot.agent.editformats.search_replace import parse_search_replace as parse_edits
 from bot.errors import EditFormatError
 
 APP = """\
@@ -178,7 +183,7 @@ Body
         pytest.param(
             FENCED,
             [
-                Edit(
+                Replace(
                     "src/app.py",
                     "def add(a, b):\n    return a - b\n",
                     "def add(a, b):\n    return a + b\n",
@@ -187,19 +192,20 @@ Body
             id="fenced-with-prose",
         ),
         pytest.param(
-            PATH_INSIDE_FENCE, [Edit("src/app.py", "x = 1\n", "x = 2\n")], id="path-inside-fence"
+            PATH_INSIDE_FENCE, [Replace("src/app.py", "x = 1\n", "x = 2\n")], id="path-inside-fence"
         ),
-        pytest.param(UNFENCED, [Edit("src/app.py", "x = 1\n", "x = 2\n")], id="unfenced"),
-        pytest.param(DECORATED_PATH, [Edit("src/app.py", "x = 1\n", "x = 2\n")], id="bold-path"),
-        pytest.param(LABELLED_PATH, [Edit("src/app.py", "x = 1\n", "x = 2\n")], id="labelled-path"),
-        pytest.param(QUOTED_PATH, [Edit("src/app.py", "x = 1\n", "x = 2\n")], id="quoted-path"),
-        pytest.param(CRLF, [Edit("src/app.py", "x = 1\n", "x = 2\n")], id="crlf"),
+        pytest.param(UNFENCED, [Replace("src/app.py", "x = 1\n", "x = 2\n")], id="unfenced"),
+        pytest.param(DECORATED_PATH, [Replace("src/app.py", "x = 1\n", "x = 2\n")], id="bold-path"),
+        pytest.param(
+            LABELLED_PATH, [Replace("src/app.py", "x = 1\n", "x = 2\n")], id="labelled-path"
+        ),
+        pytest.param(QUOTED_PATH, [Replace("src/app.py", "x = 1\n", "x = 2\n")], id="quoted-path"),
+        pytest.param(CRLF, [Replace("src/app.py", "x = 1\n", "x = 2\n")], id="crlf"),
         pytest.param(
             NEW_FILE,
             [
-                Edit(
+                WriteFile(
                     "tests/test_app.py",
-                    None,
                     "from src.app import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
                 )
             ],
@@ -207,16 +213,19 @@ Body
         ),
         pytest.param(
             PATH_NOT_REPEATED,
-            [Edit("src/app.py", "a = 1\n", "a = 2\n"), Edit("src/app.py", "b = 1\n", "b = 2\n")],
+            [
+                Replace("src/app.py", "a = 1\n", "a = 2\n"),
+                Replace("src/app.py", "b = 1\n", "b = 2\n"),
+            ],
             id="path-not-repeated",
         ),
         pytest.param(
-            MISCOUNTED_MARKERS, [Edit("src/app.py", "x = 1\n", "x = 2\n")], id="miscounted"
+            MISCOUNTED_MARKERS, [Replace("src/app.py", "x = 1\n", "x = 2\n")], id="miscounted"
         ),
-        pytest.param(EMPTY_REPLACE, [Edit("src/app.py", "import os\n", "")], id="deletion"),
+        pytest.param(EMPTY_REPLACE, [Replace("src/app.py", "import os\n", "")], id="deletion"),
         pytest.param(
             RST_UNDERLINE_IN_NEW,
-            [Edit("docs/index.rst", None, "Title\n=====\n\nBody\n=======\n")],
+            [WriteFile("docs/index.rst", "Title\n=====\n\nBody\n=======\n")],
             id="divider-lines-in-new-file",
         ),
         pytest.param("I could not find the problem. Can you say more?", [], id="prose-only"),
@@ -230,7 +239,7 @@ def test_parse_edits(reply: str, expected: list[Edit]) -> None:
 def test_parse_two_blocks_on_one_file() -> None:
     edits = parse_edits(TWO_BLOCKS_ONE_FILE)
     assert [edit.path for edit in edits] == ["src/app.py", "src/app.py"]
-    assert edits[1] == Edit("src/app.py", "import os\n", "import os\nimport sys\n")
+    assert edits[1] == Replace("src/app.py", "import os\n", "import os\nimport sys\n")
 
 
 # --- parse_edits: replies that do not parse -------------------------------------------------
@@ -311,7 +320,7 @@ def test_parse_errors(reply: str, message: str) -> None:
         pytest.param(
             {"src/app.py": APP},
             [
-                Edit(
+                Replace(
                     "src/app.py",
                     "def add(a, b):\n    return a - b\n",
                     "def add(a, b):\n    return a + b\n",
@@ -322,20 +331,20 @@ def test_parse_errors(reply: str, message: str) -> None:
         ),
         pytest.param(
             {"src/app.py": "x = 1   \ny = 2\n"},
-            [Edit("src/app.py", "x = 1\ny = 2\n", "x = 10\ny = 2\n")],
+            [Replace("src/app.py", "x = 1\ny = 2\n", "x = 10\ny = 2\n")],
             {"src/app.py": "x = 10\ny = 2\n"},
             id="trailing-whitespace-in-file",
         ),
         pytest.param(
             {"src/app.py": "class A:\n    def f(self):\n        return 1\n"},
-            [Edit("src/app.py", "def f(self):\n    return 1\n", "def f(self):\n    return 2\n")],
+            [Replace("src/app.py", "def f(self):\n    return 1\n", "def f(self):\n    return 2\n")],
             {"src/app.py": "class A:\n    def f(self):\n        return 2\n"},
             id="indentation-drift-less",
         ),
         pytest.param(
             {"src/app.py": "def f():\n    if x:\n        return 1\n"},
             [
-                Edit(
+                Replace(
                     "src/app.py",
                     "            if x:\n                return 1\n",
                     "            if x:\n                return 2\n            return 0\n",
@@ -346,27 +355,27 @@ def test_parse_errors(reply: str, message: str) -> None:
         ),
         pytest.param(
             {"src/app.py": "a = 1\r\nb = 2\r\n"},
-            [Edit("src/app.py", "a = 1\n", "a = 3\n")],
+            [Replace("src/app.py", "a = 1\n", "a = 3\n")],
             {"src/app.py": "a = 3\r\nb = 2\r\n"},
             id="crlf-file-keeps-crlf",
         ),
         pytest.param(
             {"src/app.py": "a = 1\nb = 2"},
-            [Edit("src/app.py", "b = 2\n", "b = 3\n")],
+            [Replace("src/app.py", "b = 2\n", "b = 3\n")],
             {"src/app.py": "a = 1\nb = 3"},
             id="no-final-newline",
         ),
         pytest.param(
             {"src/app.py": "a = 1\nb = 2\n"},
-            [Edit("src/app.py", "\na = 1\n\n", "\na = 5\n\n")],
+            [Replace("src/app.py", "\na = 1\n\n", "\na = 5\n\n")],
             {"src/app.py": "a = 5\nb = 2\n"},
             id="blank-lines-around-search",
         ),
         pytest.param(
             {"src/app.py": APP},
             [
-                Edit("src/app.py", "import os\n", "import os\nimport sys\n"),
-                Edit("src/app.py", "def sub(a, b):\n", "def subtract(a, b):\n"),
+                Replace("src/app.py", "import os\n", "import os\nimport sys\n"),
+                Replace("src/app.py", "def sub(a, b):\n", "def subtract(a, b):\n"),
             ],
             {
                 "src/app.py": APP.replace("import os\n", "import os\nimport sys\n").replace(
@@ -377,31 +386,31 @@ def test_parse_errors(reply: str, message: str) -> None:
         ),
         pytest.param(
             {},
-            [Edit("tests/test_app.py", None, "def test():\n    pass\n")],
+            [WriteFile("tests/test_app.py", "def test():\n    pass\n")],
             {"tests/test_app.py": "def test():\n    pass\n"},
             id="new-file",
         ),
         pytest.param(
             {"README.md": "old\n"},
-            [Edit("README.md", None, "new\n")],
+            [WriteFile("README.md", "new\n")],
             {"README.md": "new\n"},
             id="new-replaces-existing",
         ),
         pytest.param(
             {},
-            [Edit("notes.txt", "", "hello\n")],
+            [Replace("notes.txt", "", "hello\n")],
             {"notes.txt": "hello\n"},
             id="empty-search-creates",
         ),
         pytest.param(
             {"a.py": "x = 1\n"},
-            [Edit("a.py", "x = 1\n", "x = 1\n")],
+            [Replace("a.py", "x = 1\n", "x = 1\n")],
             {},
             id="no-op-is-not-a-change",
         ),
         pytest.param(
             {"a.py": "max = 1\nx = 1\n"},
-            [Edit("a.py", "x = 1\n", "x = 2\n")],
+            [Replace("a.py", "x = 1\n", "x = 2\n")],
             {"a.py": "max = 1\nx = 2\n"},
             id="match-is-line-aligned",
         ),
@@ -416,44 +425,44 @@ def test_apply_edits(files: dict[str, str], edits: list[Edit], expected: dict[st
     [
         pytest.param(
             {"src/app.py": APP},
-            [Edit("src/app.py", "def mul(a, b):\n", "def mul(a, b, c):\n")],
+            [Replace("src/app.py", "def mul(a, b):\n", "def mul(a, b, c):\n")],
             "block 1 (src/app.py): the SEARCH part does not match the file",
             id="no-match",
         ),
         pytest.param(
             {"src/app.py": APP},
             [
-                Edit("src/app.py", "import os\n", "import os\n"),
-                Edit("src/app.py", "    return a - b\n", "    return 0\n"),
+                Replace("src/app.py", "import os\n", "import os\n"),
+                Replace("src/app.py", "    return a - b\n", "    return 0\n"),
             ],
             "block 2 (src/app.py): the SEARCH part matches 2 places",
             id="ambiguous",
         ),
         pytest.param(
             {"src/app.py": "class A:\n    x = 1\nclass B:\n    x = 1\n"},
-            [Edit("src/app.py", "x = 1\n", "x = 2\n")],
+            [Replace("src/app.py", "x = 1\n", "x = 2\n")],
             "matches 2 places",
             id="ambiguous-tolerant",
         ),
         pytest.param(
             {},
-            [Edit("src/missing.py", "x = 1\n", "x = 2\n")],
+            [Replace("src/missing.py", "x = 1\n", "x = 2\n")],
             "the file does not exist",
             id="missing-file",
         ),
         pytest.param(
             {"a.py": "x\n"},
-            [Edit("a.py", "\n", "y\n")],
+            [Replace("a.py", "\n", "y\n")],
             "the SEARCH part is empty",
             id="empty-search-on-existing-file",
         ),
         pytest.param(
             {"src/app.py": APP},
-            [Edit("src/app.py", "def add(a, b):\n    return a * b\n", "")],
+            [Replace("src/app.py", "def add(a, b):\n    return a * b\n", "")],
             "its first line appears at line 4",
             id="hint-first-line-found",
         ),
-        pytest.param({}, [Edit("../x.py", None, "")], "leaves the repository", id="traversal"),
+        pytest.param({}, [WriteFile("../x.py", "")], "leaves the repository", id="traversal"),
     ],
 )
 def test_apply_errors(files: dict[str, str], edits: list[Edit], message: str) -> None:
@@ -464,7 +473,7 @@ def test_apply_errors(files: dict[str, str], edits: list[Edit], message: str) ->
 
 def test_apply_does_not_mutate_input() -> None:
     files = {"a.py": "x = 1\n"}
-    apply_edits(files, [Edit("a.py", "x = 1\n", "x = 2\n")])
+    apply_edits(files, [Replace("a.py", "x = 1\n", "x = 2\n")])
     assert files == {"a.py": "x = 1\n"}
 
 
@@ -531,4 +540,105 @@ def test_a_rendered_block_parses_back(search: list[str], replace: list[str]) -> 
     old = "".join(line + "\n" for line in search)
     new = "".join(line + "\n" for line in replace)
     reply = f"src/x.py\n<<<<<<< SEARCH\n{old}=======\n{new}>>>>>>> REPLACE\n"
-    assert parse_edits(reply) == [Edit("src/x.py", old, new)]
+    assert parse_edits(reply) == [Replace("src/x.py", old, new)]
+
+
+# --- tolerance added with the editformats package ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("files", "edit", "expected"),
+    [
+        pytest.param(
+            {"a.py": "def f():\n    x = 1\n\n    return x\n"},
+            Replace("a.py", "def f():\n    x = 1\n    return x\n", "def f():\n    return 1\n"),
+            {"a.py": "def f():\n    return 1\n"},
+            id="search-drops-a-blank-line",
+        ),
+        pytest.param(
+            {"a.py": "a = 1\nb = 2\nc = 3\n"},
+            Replace("a.py", "a = 1\n\n\nb = 2\n", "a = 1\nb = 20\n"),
+            {"a.py": "a = 1\nb = 20\nc = 3\n"},
+            id="search-adds-blank-lines",
+        ),
+        pytest.param(
+            {"a.py": "if x:\n\tif y:\n\t\treturn 1\n"},
+            Replace("a.py", "if y:\n\treturn 1\n", "if y:\n\treturn 2\n"),
+            {"a.py": "if x:\n\tif y:\n\t\treturn 2\n"},
+            id="tab-indentation-drift",
+        ),
+        pytest.param(
+            {"a.py": "a = 1\nb = 2\n"},
+            Replace("a.py", "b = 2", "b = 3"),
+            {"a.py": "a = 1\nb = 3\n"},
+            id="search-without-final-newline",
+        ),
+        pytest.param(
+            {"a.py": "b = 20\nb = 2\n"},
+            Replace("a.py", "b = 2", "b = 3"),
+            {"a.py": "b = 20\nb = 3\n"},
+            id="search-without-final-newline-matches-whole-lines",
+        ),
+        pytest.param(
+            {"a.py": "class A:\n    x = 1\n\n\nx = 1\n"},
+            Replace("a.py", "x = 1\n", "x = 2\n"),
+            {"a.py": "class A:\n    x = 1\n\n\nx = 2\n"},
+            id="exact-match-wins-over-indented-one",
+        ),
+        pytest.param(
+            {"a.py": "class A:\n    x = 1\n    y = 2\n"},
+            Replace("a.py", "  x = 1  \n  y = 2\n", "  x = 1\n  y = 3\n"),
+            {"a.py": "class A:\n    x = 1\n    y = 3\n"},
+            id="drift-and-trailing-whitespace",
+        ),
+    ],
+)
+def test_tolerant_matching(files: dict[str, str], edit: Replace, expected: dict[str, str]) -> None:
+    assert apply_edits(files, [edit]) == expected
+
+
+def test_a_miss_shows_the_closest_lines_with_their_numbers() -> None:
+    edit = Replace("src/app.py", "def sub(a, c):\n    return a - c\n", "")
+    with pytest.raises(EditFormatError) as caught:
+        apply_edits({"src/app.py": APP}, [edit])
+    message = str(caught.value)
+    assert message.startswith("block 1 (src/app.py): the SEARCH part does not match")
+    assert "closest lines in the file are lines 8-9:" in message
+    assert "    8 | def sub(a, b):\n    9 |     return a - b" in message
+
+
+def test_a_miss_with_nothing_close_says_so() -> None:
+    with pytest.raises(EditFormatError, match="No lines of the file are close to it"):
+        apply_edits({"a.py": "x = 1\n"}, [Replace("a.py", "completely different text\n", "")])
+
+
+def test_an_ambiguous_match_lists_where() -> None:
+    with pytest.raises(EditFormatError, match=r"matches 2 places in the file \(at lines 2, 4\)"):
+        apply_edits(
+            {"a.py": "class A:\n    x = 1\nclass B:\n    x = 1\n"}, [Replace("a.py", "x = 1\n", "")]
+        )
+
+
+def test_a_failing_edit_applies_nothing() -> None:
+    files = {"a.py": "a = 1\n", "b.py": "b = 1\n"}
+    edits: list[Edit] = [Replace("a.py", "a = 1\n", "a = 2\n"), Replace("b.py", "zzz\n", "")]
+    with pytest.raises(EditFormatError, match=r"block 2 \(b.py\)"):
+        apply_edits(files, edits)
+    assert files == {"a.py": "a = 1\n", "b.py": "b = 1\n"}
+
+
+@pytest.mark.parametrize("divider", ["=====", "======", "========", "========="])
+def test_a_miscounted_divider_is_accepted_when_it_is_the_only_one(divider: str) -> None:
+    reply = f"a.py\n<<<<<<< SEARCH\nx = 1\n{divider}\nx = 2\n>>>>>>> REPLACE\n"
+    assert parse_edits(reply) == [Replace("a.py", "x = 1\n", "x = 2\n")]
+
+
+def test_an_exact_divider_wins_over_an_underline_in_the_search_part() -> None:
+    reply = "a.rst\n<<<<<<< SEARCH\nTitle\n=====\n=======\nName\n=====\n>>>>>>> REPLACE\n"
+    assert parse_edits(reply) == [Replace("a.rst", "Title\n=====\n", "Name\n=====\n")]
+
+
+def test_two_loose_dividers_are_not_guessed() -> None:
+    reply = "a.rst\n<<<<<<< SEARCH\nTitle\n=====\n======\nName\n>>>>>>> REPLACE\n"
+    with pytest.raises(EditFormatError, match="missing its '=======' divider"):
+        parse_edits(reply)
