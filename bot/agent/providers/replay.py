@@ -13,8 +13,10 @@ from pathlib import Path
 
 import yaml
 
-from bot.agent.llm import Completion, Message, Usage
+from bot.agent.llm import Completion, Message, Usage, estimate_tokens
 from bot.errors import ModelError
+
+DEFAULT_CONTEXT_WINDOW = 4096
 
 
 class ReplayProvider:
@@ -22,8 +24,9 @@ class ReplayProvider:
 
     name = "replay"
 
-    def __init__(self, transcript: Path) -> None:
+    def __init__(self, transcript: Path, context_window: int = DEFAULT_CONTEXT_WINDOW) -> None:
         self._transcript = Path(transcript)
+        self._context_window = context_window
         # Loaded up front so that a bad transcript fails at start, not in the middle of a job.
         self._replies = _load(self._transcript)
         self._used: set[int] = set()
@@ -40,11 +43,22 @@ class ReplayProvider:
                 f"transcript {self._transcript} has no reply #{len(self._used) + 1}")
         self._used.add(index)
         text = self._replies[index][1]
-        # Whitespace-split words stand in for tokens: enough for budgets and dashboards.
-        prompt_tokens = sum(len(message.content.split()) for message in messages)
+        # The documented estimate stands in for tokens: enough for budgets and dashboards.
         return Completion(
-            text=text, usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(text.split()))
+            text=text,
+            usage=Usage(
+                prompt_tokens=self.count_tokens(messages),
+                completion_tokens=estimate_tokens([Message("assistant", text)]),
+            ),
         )
+
+    def context_window(self) -> int:
+        """The configured window (``llm.context_window``); a transcript has no model."""
+        return self._context_window
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        """The estimate of ``bot.agent.llm.estimate_tokens`` (characters / 3.5, rounded up)."""
+        return estimate_tokens(messages)
 
 
 def _load(path: Path) -> list[tuple[str | None, str]]:
