@@ -35,6 +35,28 @@ class IssueLabeled:
 
 
 @dataclass(frozen=True)
+class IssueUnlabeled:
+    """A label was removed from an issue. ``labels`` are the labels it still has; ``label`` is
+    ``""`` when the forge cannot say which one went (Gitea clearing every label of an issue
+    the bot has not seen before): then only ``labels`` tells."""
+
+    repo: Repo
+    number: int
+    label: str
+    sender: str
+    labels: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class IssueClosed:
+    """An issue was closed (not a pull request: that is :class:`PullClosed`)."""
+
+    repo: Repo
+    number: int
+    sender: str
+
+
+@dataclass(frozen=True)
 class CommentCreated:
     """A comment was made on an issue or a pull request (``number`` is the issue or pull
     request number: GitHub/Gitea ``number``, GitLab ``iid``)."""
@@ -70,25 +92,38 @@ class Pushed:
 
 @dataclass(frozen=True)
 class PullClosed:
-    """A pull (merge) request was closed; ``merged`` tells a merge from a plain close."""
+    """A pull (merge) request was closed; ``merged`` tells a merge from a plain close.
+    ``url`` is its web page, when the payload says."""
 
     repo: Repo
     number: int
     head: str  # the source branch
     merged: bool
     sender: str
+    url: str = ""
 
 
 @dataclass(frozen=True)
 class ReviewSubmitted:
     """A review on a pull request: ``state`` is ``approved``, ``changes_requested`` or
-    ``commented``."""
+    ``commented``. A review comment on a line of the diff (GitHub
+    ``pull_request_review_comment``, a GitLab ``DiffNote``) is a ``commented`` review whose
+    ``body`` starts with the file and line it is about.
+
+    ``review_id`` is the forge's id of the review or review comment when the payload has one;
+    with ``kind`` (``review`` or ``comment``, which GitHub numbers apart) it names the
+    review, so a second delivery of it is recognised."""
 
     repo: Repo
     number: int
     state: str
     body: str
     author: str
+    review_id: int | None = None
+    kind: str = "review"
 
 
-Event = IssueLabeled | CommentCreated | Pushed | PullClosed | ReviewSubmitted
+Event = (
+    IssueLabeled | IssueUnlabeled | IssueClosed | CommentCreated | Pushed | PullClosed
+    | ReviewSubmitted
+)

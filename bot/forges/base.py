@@ -94,16 +94,32 @@ class Forge(Protocol):
     def update_pull(self, repo: str, number: int, *, body: str, draft: bool) -> PullRequest:
         """Replace the body (and draft flag) of one of the bot's pull requests."""
 
-    def comment(self, repo: str, number: int, body: str) -> None:
-        """Comment on an issue or pull request."""
+    def comment(self, repo: str, number: int, body: str, *, pull: bool = False) -> None:
+        """Comment on an issue, or on a pull request. ``pull`` says ``number`` is a pull
+        request's: GitLab numbers merge requests apart from issues; the other forges share
+        one numbering and ignore it."""
 
     def upsert_comment(self, repo: str, number: int, marker: str, body: str) -> None:
         """Edit the bot's own comment that contains ``marker`` (a hidden HTML comment), or
         add one with ``body`` (which must contain ``marker``) when there is none yet."""
 
-    def react(self, repo: str, number: int, comment_id: int | None, reaction: str) -> None:
-        """Add a reaction (``eyes``, ``+1``, ...) to a comment, or to the issue itself when
-        ``comment_id`` is None."""
+    def react(
+        self, repo: str, number: int, comment_id: int | None, reaction: str, *,
+        pull: bool = False,
+    ) -> None:
+        """Add a reaction (``eyes``, ``+1``, ...) to a comment, or to the issue (or, with
+        ``pull``, the pull request) itself when ``comment_id`` is None. Reacting twice leaves
+        one reaction."""
+
+    def close_issue(self, repo: str, number: int, comment: str | None = None) -> None:
+        """Comment (when ``comment`` is given), then close issue ``number``. Closing an issue
+        that is already closed is not an error (the comment is still added: callers that
+        may repeat record that they closed it)."""
+
+    def delete_branch(self, repo: str, branch: str) -> None:
+        """Delete ``branch``; one that is already gone is not an error. The caller checks
+        that the branch is the bot's own (under the policy's prefix, see
+        :func:`bot.gitops.branch_name`): adapters delete what they are told."""
 
     def add_labels(self, repo: str, number: int, labels: list[str]) -> None:
         """Add labels to an issue or pull request (existing labels stay)."""

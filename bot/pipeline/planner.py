@@ -5,15 +5,25 @@ Runs in the worker, never in the webhook request. Idempotent: a redelivered or d
 delivery finds the job its trigger already made and makes no second one. Nothing starts for
 someone below the policy's ``trigger.min_permission``: they get at most one polite reply per
 item an hour, and the delivery is recorded as ignored with the reason.
+
+The lifecycle of a job follows its forge (docs/commands.md, "Lifecycle"): the bot's pull
+request merged closes the issue; closed unmerged cancels the job and deletes the bot's
+branch; the issue closed or its trigger label removed cancels the job; someone else pushing
+to the bot's branch is recorded as ``branch.taken_over``; a review asking for changes starts
+a revision. Each step is recorded as a job event keyed by what caused it, so a redelivered
+webhook finds it done and changes nothing more.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from bot import gitops
 from bot.commands import (
     BadUsage,
     Command,
@@ -23,8 +33,18 @@ from bot.commands import (
     parse_comment,
     permission_allows,
 )
-from bot.errors import ForgeError
-from bot.events import CommentCreated, Event, IssueLabeled
+from bot.errors import ForgeError, GitError
+from bot.events import (
+    CommentCreated,
+    Event,
+    IssueClosed,
+    IssueLabeled,
+    IssueUnlabeled,
+    PullClosed,
+    Pushed,
+    Repo,
+    ReviewSubmitted,
+)
 from bot.forges.base import Forge
 from bot.metrics import Metrics
 from bot.pipeline.report import MARKER
@@ -34,9 +54,18 @@ from bot.store import DeliveryView, JobView, Store
 log = logging.getLogger(__name__)
 
 
+# Job events the lifecycle records (``data["key"]`` names what caused each one). The
+# pipeline reads BRANCH_TAKEN_OVER: it never pushes to a branch someone else has pushed to.
+PULL_MERGED = "pull.merged"
+PULL_CLOSED = "pull.closed"
+BRANCH_TAKEN_OVER = "branch.taken_over"
+REVIEW_REVISION = "review.revision"
+LABEL_REPEATED = "label.repeated"
+
+
 @dataclass(frozen=True)
 class PlanResult:
-    status: str  # "job" | "command" | "ignored" | "invalid"
+    status: str  # "job" | "command" | "lifecycle" | "ignored" | "invalid"
     note: str
     job_id: int | None = None
 
@@ -63,6 +92,15 @@ class Planner:
         self.metrics = metrics
         # Per process: a restarted worker may reply once more within the hour, no more.
         self.limiter = ReplyLimiter()
+        # Event type -> what it does (IssueLabeled also needs its delivery: see plan_event).
+        self._handlers: dict[type, Callable[[Forge, Any], PlanResult]] = {
+            CommentCreated: self._comment,
+            IssueUnlabeled: self._unlabeled,
+            IssueClosed: self._issue_closed,
+            PullClosed: self._pull_closed,
+            Pushed: self._pushed,
+            ReviewSubmitted: self._review,
+        }
 
     def plan_pending(self, owner: str = "planner") -> int:
         """Plan the pending deliveries this worker (``owner``) takes; returns how many jobs
@@ -93,28 +131,41 @@ class Planner:
         """Decide what an event starts. Raises ForgeError when the forge cannot be asked."""
         if isinstance(event, IssueLabeled):
             return self._labeled(forge, event, delivery_row)
-        if isinstance(event, CommentCreated):
-            return self._comment(forge, event)
-        if event is None:
+        handler = self._handlers.get(type(event))
+        if event is None or handler is None:
             return PlanResult("ignored", "event starts nothing")
-        return PlanResult("ignored", f"{type(event).__name__} starts nothing yet")
+        return handler(forge, event)
 
-    def _may(self, forge: Forge, repo: str, user: str, number: int) -> bool:
+    def _may(self, forge: Forge, repo: str, user: str, number: int, *,
+             pull: bool = False) -> bool:
         """Whether ``user`` may start work; if not, reply politely (rate-limited)."""
         minimum = self.policy.trigger.min_permission
         if permission_allows(forge.permission(repo, user), minimum):
             return True
         if self.limiter.allow(user, f"{repo}#{number}", datetime.now(UTC)):
-            forge.comment(repo, number, _refusal(user, minimum))
+            forge.comment(repo, number, _refusal(user, minimum), pull=pull)
         return False
+
+    def _is_bot(self, user: str) -> bool:
+        # A GitHub App acts as "<slug>[bot]"; either form of the configured name is the bot.
+        return user.lower().removesuffix("[bot]") == self.bot_user.lower().removesuffix("[bot]")
+
+    def _acknowledge(self, forge: Forge, repo: str, number: int, *, pull: bool = False) -> None:
+        """👀 on the issue or pull request: seen and taken. Best effort: a forge that refuses
+        a reaction does not undo the work it acknowledges."""
+        try:
+            forge.react(repo, number, None, "eyes", pull=pull)
+        except ForgeError as exc:
+            log.warning("could not react on #%d of %s: %s", number, repo, exc)
 
     def _labeled(self, forge: Forge, event: IssueLabeled, delivery_row: int | None) -> PlanResult:
         if event.label not in self.policy.trigger.labels:
             return PlanResult("ignored", f"label '{event.label}' is not a trigger label")
         repo = event.repo
         key = trigger_key(repo.forge, repo.full_name, event.number)
-        if self.store.job_for_trigger(key) is not None:
-            return PlanResult("ignored", f"a job for {key} already exists")
+        existing = self.store.job_for_trigger(key)
+        if existing is not None:
+            return self._labeled_again(forge, event, existing, delivery_row)
         if not self._may(forge, repo.full_name, event.sender, event.number):
             return PlanResult("ignored", f"{event.sender} lacks "
                               f"{self.policy.trigger.min_permission} permission")
@@ -125,7 +176,35 @@ class Planner:
         )
         if job is None:
             return PlanResult("ignored", f"a job for {key} already exists")
+        self._acknowledge(forge, repo.full_name, event.number)
         return PlanResult("job", f"job {job.id} queued", job.id)
+
+    def _labeled_again(self, forge: Forge, event: IssueLabeled, job: JobView,
+                       delivery_row: int | None) -> PlanResult:
+        """The trigger label on an issue that has a job: the open pull request's link, or a
+        new attempt of a job that was cancelled or whose pull request was closed unmerged;
+        never a second job."""
+        repo, number = event.repo.full_name, event.number
+        pull = forge.find_pull(repo, job.branch) if job.branch else None
+        if pull is not None:
+            # One answer per label event: a redelivery of it (or a replay) says nothing more.
+            cause = f"delivery:{delivery_row}" if delivery_row is not None else "label"
+            if self.store.record_once(job.id, LABEL_REPEATED, cause, {"by": event.sender}):
+                forge.comment(repo, number, f"{MARKER}\nforgebot already has a pull request "
+                              f"for this issue: {_link(event.repo, pull.number, pull.url)} "
+                              f"(job {job.id}). Comment `/revise <feedback>` there, or review "
+                              "it, to change it.")
+            return PlanResult("lifecycle", f"job {job.id} has pull request #{pull.number}",
+                              job.id)
+        if job.state != "cancelled" and not self.store.has_record(job.id, PULL_CLOSED):
+            return PlanResult("ignored", f"a job for {job.trigger_key} already exists")
+        if not self._may(forge, repo, event.sender, number):
+            return PlanResult("ignored", f"{event.sender} lacks "
+                              f"{self.policy.trigger.min_permission} permission")
+        if not self.store.requeue(job.id, mode="retry", feedback="", by=event.sender):
+            return PlanResult("ignored", f"job {job.id} is {job.state}")
+        self._acknowledge(forge, repo, number)
+        return PlanResult("job", f"job {job.id} queued again by the trigger label", job.id)
 
     def _comment(self, forge: Forge, event: CommentCreated) -> PlanResult:
         if event.author.lower() == self.bot_user.lower():
@@ -139,9 +218,9 @@ class Planner:
             job = self.store.job_for_pull(event.repo.forge, repo, event.number)
         if isinstance(parsed, UnknownCommand) and not (parsed.mentioned or job):
             return PlanResult("ignored", f"/{parsed.word} is not ours")  # maybe another bot's
-        if not self._may(forge, repo, event.author, event.number):
+        if not self._may(forge, repo, event.author, event.number, pull=event.is_pull):
             return PlanResult("ignored", f"{event.author} lacks permission for a command")
-        forge.react(repo, event.number, event.comment_id, "eyes")
+        forge.react(repo, event.number, event.comment_id, "eyes", pull=event.is_pull)
         return self._run_command(forge, event, parsed, job)
 
     def _run_command(self, forge: Forge, event: CommentCreated,
@@ -151,20 +230,21 @@ class Planner:
         minimum = self.policy.trigger.min_permission
         if isinstance(parsed, UnknownCommand):
             forge.comment(repo, number, f"{MARKER}\nI do not know `/{parsed.word}`.\n\n"
-                          + help_text(self.bot_user, minimum=minimum))
+                          + help_text(self.bot_user, minimum=minimum), pull=event.is_pull)
             return PlanResult("command", f"unknown command /{parsed.word}: help sent")
         if isinstance(parsed, BadUsage):
-            forge.comment(repo, number, f"{MARKER}\n{parsed.message}")
+            forge.comment(repo, number, f"{MARKER}\n{parsed.message}", pull=event.is_pull)
             return PlanResult("command", f"bad usage of /{parsed.name}")
         if parsed.name == "help":
-            forge.comment(repo, number, f"{MARKER}\n" + help_text(self.bot_user, minimum=minimum))
+            forge.comment(repo, number, f"{MARKER}\n" + help_text(self.bot_user, minimum=minimum),
+                          pull=event.is_pull)
             return PlanResult("command", "help sent")
         if parsed.name == "status":
-            forge.comment(repo, number, f"{MARKER}\n{_status_text(job)}")
+            forge.comment(repo, number, f"{MARKER}\n{_status_text(job)}", pull=event.is_pull)
             return PlanResult("command", "status sent")
         if job is None:
             forge.comment(repo, number, f"{MARKER}\nforgebot has no job here for "
-                          f"`/{parsed.name}`; label the issue to start one.")
+                          f"`/{parsed.name}`; label the issue to start one.", pull=event.is_pull)
             return PlanResult("command", f"/{parsed.name}: no job")
         return self._job_command(forge, event, parsed, job)
 
@@ -175,7 +255,7 @@ class Planner:
             done = self.store.cancel(job.id, by=who)
             text = (f"Job {job.id} cancelled." if done
                     else f"Job {job.id} had already finished ({job.outcome}).")
-            forge.comment(repo, number, f"{MARKER}\n{text}")
+            forge.comment(repo, number, f"{MARKER}\n{text}", pull=event.is_pull)
             return PlanResult("command", text, job.id)
         if parsed.name in ("retry", "revise"):
             if self.store.requeue(job.id, mode=parsed.name, feedback=parsed.argument, by=who):
@@ -184,12 +264,190 @@ class Planner:
             else:
                 text = (f"Job {job.id} is {job.state}; `/{parsed.name}` works once it has "
                         "finished (or `/cancel` it first).")
-            forge.comment(repo, number, f"{MARKER}\n{text}")
+            forge.comment(repo, number, f"{MARKER}\n{text}", pull=event.is_pull)
             return PlanResult("command", text, job.id)
         forge.comment(repo, number, f"{MARKER}\n`/{parsed.name}` is understood but not "
-                      "available yet in this version of forgebot.")
+                      "available yet in this version of forgebot.", pull=event.is_pull)
         return PlanResult("command", f"/{parsed.name} not available yet", job.id)
 
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def _bot_job(self, repo: Repo, number: int, head: str = "") -> JobView | None:
+        """The job whose pull request is ``number`` (or, when the store has not recorded it,
+        whose branch is ``head`` under the bot's prefix): None for anyone else's."""
+        job = self.store.job_for_pull(repo.forge, repo.full_name, number)
+        if job is None and head.startswith(self.policy.publish.branch_prefix):
+            job = self.store.job_for_branch(repo.forge, repo.full_name, head)
+        return job
+
+    def _stop(self, forge: Forge, job: JobView, by: str, reason: str) -> PlanResult:
+        """Cancel the job (a running attempt stops at its next check) and say so on the
+        issue, once: cancelling a job that has already stopped says nothing."""
+        if not self.store.cancel(job.id, by=by):
+            return PlanResult("ignored", f"job {job.id} is {job.state}: nothing to cancel",
+                              job.id)
+        forge.comment(job.repo, job.issue_number,
+                      f"{MARKER}\nJob {job.id} cancelled: {reason}. Nothing more is pushed.")
+        return PlanResult("lifecycle", f"job {job.id} cancelled: {reason}", job.id)
+
+    def _unlabeled(self, forge: Forge, event: IssueUnlabeled) -> PlanResult:
+        triggers = self.policy.trigger.labels
+        if event.label and event.label not in triggers:
+            return PlanResult("ignored", f"label '{event.label}' is not a trigger label")
+        if any(label in triggers for label in event.labels):
+            return PlanResult("ignored", "the issue still has a trigger label")
+        if self._is_bot(event.sender):
+            return PlanResult("ignored", "the bot's own label change")
+        repo = event.repo
+        job = self.store.job_for_trigger(trigger_key(repo.forge, repo.full_name, event.number))
+        if job is None:
+            return PlanResult("ignored", "no job for this issue")
+        return self._stop(forge, job, event.sender,
+                          f"@{event.sender} removed the trigger label")
+
+    def _issue_closed(self, forge: Forge, event: IssueClosed) -> PlanResult:
+        if self._is_bot(event.sender):
+            return PlanResult("ignored", "the bot closed the issue")
+        repo = event.repo
+        job = self.store.job_for_trigger(trigger_key(repo.forge, repo.full_name, event.number))
+        if job is None:
+            return PlanResult("ignored", "no job for this issue")
+        return self._stop(forge, job, event.sender, f"@{event.sender} closed the issue")
+
+    def _pull_closed(self, forge: Forge, event: PullClosed) -> PlanResult:
+        job = self._bot_job(event.repo, event.number, event.head)
+        if job is None:
+            return PlanResult("ignored", f"#{event.number} is not the bot's pull request")
+        kind = PULL_MERGED if event.merged else PULL_CLOSED
+        cause = f"pull:{event.number}"
+        if self.store.has_record(job.id, kind, cause):
+            return PlanResult("ignored", f"{kind} of #{event.number} already handled", job.id)
+        if event.merged:
+            self._merged(forge, job, event)
+        else:
+            self._closed_unmerged(forge, job, event)
+        self.store.record_once(job.id, kind, cause, {"number": event.number,
+                                                     "by": event.sender, "head": event.head})
+        return PlanResult("lifecycle", f"job {job.id}: {kind} (#{event.number})", job.id)
+
+    def _merged(self, forge: Forge, job: JobView, event: PullClosed) -> None:
+        if not self.policy.lifecycle.close_issue_on_merge or job.issue_number <= 0:
+            return  # turned off, or a job without an issue to close
+        link = _link(event.repo, event.number, event.url)
+        forge.close_issue(job.repo, job.issue_number,
+                          f"{MARKER}\nPull request {link} was merged by @{event.sender}; "
+                          "closing this issue.")
+
+    def _closed_unmerged(self, forge: Forge, job: JobView, event: PullClosed) -> None:
+        """Cancel what is running and delete the bot's branch: only a branch under the
+        policy's prefix that is the pull request's own head, never anything else, and not
+        once someone else has pushed to it (their commits are theirs to delete)."""
+        self.store.cancel(job.id, by=event.sender)
+        branch = event.head
+        deleted = False
+        taken = self.store.has_record(job.id, BRANCH_TAKEN_OVER)
+        if branch and branch == (job.branch or branch) and not taken:
+            try:
+                gitops.check_bot_branch(branch, self.policy.publish.branch_prefix)
+            except GitError as exc:
+                log.warning("not deleting %s of %s: %s", branch, job.repo, exc)
+            else:
+                forge.delete_branch(job.repo, branch)
+                self.store.add_event(job.id, "branch.deleted", {"branch": branch})
+                deleted = True
+        link = _link(event.repo, event.number, event.url)
+        text = f"Pull request {link} was closed without merging by @{event.sender}"
+        text += f"; job {job.id} is stopped" + (f" and `{branch}` deleted." if deleted else ".")
+        forge.comment(job.repo, job.issue_number, f"{MARKER}\n{text}")
+
+    def _pushed(self, forge: Forge, event: Pushed) -> PlanResult:
+        """A push to the bot's branch by anyone but the bot: the bot stops updating it."""
+        branch = event.ref.removeprefix("refs/heads/")
+        if branch == event.ref or not branch.startswith(self.policy.publish.branch_prefix):
+            return PlanResult("ignored", "not a push to a bot branch")
+        repo = event.repo
+        job = self.store.job_for_branch(repo.forge, repo.full_name, branch)
+        if job is None:
+            return PlanResult("ignored", f"no job owns {branch}")
+        ours = {e["data"].get("sha") for e in self.store.events(job.id)
+                if e["kind"] == "push.intent"}
+        if event.after in ours or self._is_bot(event.pusher):
+            return PlanResult("ignored", "the bot's own push", job.id)
+        first = not self.store.has_record(job.id, BRANCH_TAKEN_OVER)
+        if not self.store.record_once(job.id, BRANCH_TAKEN_OVER, f"sha:{event.after}",
+                                      {"branch": branch, "by": event.pusher,
+                                       "sha": event.after}):
+            return PlanResult("ignored", f"push {event.after[:12]} already recorded", job.id)
+        if first:
+            number, pull = (job.pull_number, True) if job.pull_number else (job.issue_number,
+                                                                            False)
+            forge.comment(job.repo, number,
+                          f"{MARKER}\n@{event.pusher} pushed to `{branch}`, so forgebot stops "
+                          "updating this branch: its commits are yours now. Retries and "
+                          "revisions will not push over them.", pull=pull)
+        return PlanResult("lifecycle", f"job {job.id}: {branch} taken over by "
+                          f"{event.pusher}", job.id)
+
+    def _review(self, forge: Forge, event: ReviewSubmitted) -> PlanResult:
+        """A review asking for changes (or a review comment) on the bot's pull request by a
+        permitted user → a revision with the review's text as feedback."""
+        job = None if self._is_bot(event.author) else self._bot_job(event.repo, event.number)
+        if job is None:
+            return PlanResult("ignored", f"#{event.number} is not the bot's pull request "
+                              "(or the review is the bot's own)")
+        body = event.body.strip()
+        cause = _review_key(event, body)
+        refusal = self._review_refusal(forge, event, job, body, cause)
+        if refusal is not None or not self.store.record_once(
+                job.id, REVIEW_REVISION, cause, {"by": event.author, "state": event.state}):
+            return PlanResult("ignored", refusal or "this review was already taken", job.id)
+        repo = event.repo.full_name
+        self._acknowledge(forge, repo, event.number, pull=True)
+        feedback = f"Review by @{event.author} ({event.state}):\n{body}"
+        if self.store.requeue(job.id, mode="revise", feedback=feedback, by=event.author):
+            return PlanResult("command", f"job {job.id}: revision from a review", job.id)
+        if self.store.add_feedback(job.id, feedback, by=event.author):
+            return PlanResult("command", f"job {job.id}: review added to the queued revision",
+                              job.id)
+        forge.comment(repo, event.number, f"{MARKER}\nJob {job.id} is {job.state}; this review "
+                      "starts no revision while it runs. Once it has finished, ask with "
+                      "`/revise <feedback>`.", pull=True)
+        return PlanResult("command", f"job {job.id} is {job.state}: review not taken", job.id)
+
+    def _review_refusal(self, forge: Forge, event: ReviewSubmitted, job: JobView, body: str,
+                        cause: str) -> str | None:
+        """Why this review starts no revision, or None. Checked cheapest first, so the
+        forge is asked for a permission only when everything else allows it."""
+        minimum = self.policy.trigger.min_permission
+        checks: list[tuple[Callable[[], bool], str]] = [
+            (lambda: event.state == "approved" or not body,
+             f"a review ({event.state}) that asks for nothing"),
+            (lambda: not self.policy.review.revise_on_changes_requested,
+             "review.revise_on_changes_requested is off"),
+            (lambda: self.store.has_record(job.id, REVIEW_REVISION, cause),
+             "this review was already taken"),
+            (lambda: self.store.has_record(job.id, BRANCH_TAKEN_OVER),
+             "the branch was taken over: no revision"),
+            (lambda: not permission_allows(forge.permission(event.repo.full_name, event.author),
+                                           minimum),
+             f"{event.author} lacks {minimum} permission"),
+        ]
+        return next((reason for refused, reason in checks if refused()), None)
+
+def _link(repo: Repo, number: int, url: str) -> str:
+    """A pull request as Markdown: ``[#12](url)``, or the forge's own reference (GitLab
+    writes ``!12`` for a merge request) when the payload gave no URL."""
+    ref = f"!{number}" if repo.forge == "gitlab" else f"#{number}"
+    return f"[{ref}]({url})" if url.startswith(("https://", "http://", "file://")) else ref
+
+
+def _review_key(event: ReviewSubmitted, body: str) -> str:
+    """What names one review: the forge's id, else (Gitea sends none) its author and text."""
+    if event.review_id is not None:
+        return f"{event.kind}:{event.review_id}"
+    digest = hashlib.sha256(f"{event.author}\n{event.state}\n{body}".encode()).hexdigest()
+    return f"{event.kind}:{digest[:24]}"
 
 def _status_text(job: JobView | None) -> str:
     if job is None:

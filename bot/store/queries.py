@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import StoreError
 from bot.store.db import WORK_CHANNEL, is_postgres
-from bot.store.models import Attempt, Delivery, Job, JobEvent, utcnow
+from bot.store.models import Attempt, Delivery, Job, JobEvent, TranscriptEntry, utcnow
 
 # Header names that carry a secret or a signature are dropped before a delivery is stored:
 # they are needed only to verify, and a stored copy would be a secret at rest.
@@ -262,6 +262,14 @@ class Store:
                                               Job.pull_number == number)).first()
             return _view(job) if job else None
 
+    def job_for_branch(self, forge: str, repo: str, branch: str) -> JobView | None:
+        """The job whose branch is ``branch`` on ``repo``, if any (one job, one branch)."""
+        with self._tx() as s:
+            job = s.scalars(select(Job).where(Job.forge == forge, Job.repo == repo,
+                                              Job.branch == branch)
+                            .order_by(Job.id.desc())).first()
+            return _view(job) if job else None
+
     def list_jobs(self, limit: int = 100, state: str | None = None) -> list[JobView]:
         with self._tx() as s:
             query = select(Job).order_by(Job.id.desc()).limit(limit)
@@ -290,6 +298,31 @@ class Store:
         with self._tx() as s:
             s.add(JobEvent(job_id=job_id, attempt_id=attempt_id, kind=kind, data=dict(data or {})))
 
+    def record_once(self, job_id: int, kind: str, key: str,
+                    data: Mapping[str, Any] | None = None) -> bool:
+        """Append a ``kind`` event whose ``data["key"]`` is ``key``, unless the job already
+        has one: True when this call recorded it. This is how a lifecycle step (a merge, a
+        review turned into a revision) is done once however often its webhook arrives.
+
+        On PostgreSQL the job's row is locked for the check, so two planners recording the
+        same step at once record it once; SQLite has a single writer.
+        """
+        with self._tx() as s:
+            lock = select(Job.id).where(Job.id == job_id)
+            if self._postgres:
+                lock = lock.with_for_update()
+            if s.scalar(lock) is None:
+                raise StoreError(f"no job {job_id}")
+            if _has_key(s, job_id, kind, key):
+                return False
+            s.add(JobEvent(job_id=job_id, kind=kind, data={**dict(data or {}), "key": key}))
+            return True
+
+    def has_record(self, job_id: int, kind: str, key: str | None = None) -> bool:
+        """Whether the job has a ``kind`` event (with ``data["key"] == key``, when given)."""
+        with self._tx() as s:
+            return _has_key(s, job_id, kind, key)
+
     def events(self, job_id: int) -> list[dict[str, Any]]:
         with self._tx() as s:
             rows = s.scalars(
@@ -299,6 +332,31 @@ class Store:
                 {"id": e.id, "attempt_id": e.attempt_id, "kind": e.kind, "data": e.data,
                  "at": e.created_at.isoformat() + "Z"}
                 for e in rows
+            ]
+
+    # transcripts ----------------------------------------------------------------------
+
+    def add_transcript(self, job_id: int, attempt_id: int, kind: str, content: str,
+                       meta: Mapping[str, Any] | None = None) -> None:
+        """Append one entry to an attempt's transcript. The caller redacts ``content``."""
+        with self._tx() as s:
+            s.add(TranscriptEntry(job_id=job_id, attempt_id=attempt_id, kind=kind,
+                                  content=content, meta=dict(meta or {})))
+
+    def transcript(self, job_id: int, attempt: int | None = None) -> list[dict[str, Any]]:
+        """A job's transcript entries in order, with their attempt number; only attempt
+        number ``attempt`` when given."""
+        with self._tx() as s:
+            query = (select(TranscriptEntry, Attempt.number)
+                     .join(Attempt, Attempt.id == TranscriptEntry.attempt_id)
+                     .where(TranscriptEntry.job_id == job_id)
+                     .order_by(TranscriptEntry.id))
+            if attempt is not None:
+                query = query.where(Attempt.number == attempt)
+            return [
+                {"attempt": number, "kind": e.kind, "content": e.content, "meta": e.meta,
+                 "at": e.created_at.isoformat() + "Z"}
+                for e, number in s.execute(query).all()
             ]
 
     # claims and leases ----------------------------------------------------------------
@@ -356,6 +414,28 @@ class Store:
             if mode is not None:
                 data["mode"] = mode
             s.add(JobEvent(job_id=job_id, kind="job.requeued", data=data))
+            return True
+
+    def add_feedback(self, job_id: int, feedback: str, *, by: str) -> bool:
+        """Add ``feedback`` to a revision that is queued and has not started: a new
+        ``job.requeued`` request (mode ``revise``) carrying the earlier feedback and this one,
+        so several review comments make one revision. False when the job is not queued for
+        a revision (running, finished, or queued for something else)."""
+        with self._tx() as s:
+            state = s.scalar(select(Job.state).where(Job.id == job_id))
+            if state != "queued":
+                return False
+            latest = s.scalars(
+                select(JobEvent).where(JobEvent.job_id == job_id,
+                                       JobEvent.kind.in_(("job.requeued", "attempt.started")))
+                .order_by(JobEvent.id.desc()).limit(1)
+            ).first()
+            data = latest.data if latest is not None and isinstance(latest.data, dict) else {}
+            if latest is None or latest.kind != "job.requeued" or data.get("mode") != "revise":
+                return False
+            combined = f"{data.get('feedback', '')}\n\n{feedback}".strip()
+            s.add(JobEvent(job_id=job_id, kind="job.requeued",
+                           data={"mode": "revise", "feedback": combined[:20_000], "by": by}))
             return True
 
     def cancel(self, job_id: int, *, by: str) -> bool:
@@ -416,6 +496,14 @@ class Store:
             pending = s.scalar(select(func.count()).where(Delivery.status.in_(UNPLANNED))) or 0
             active = s.scalar(select(func.count()).where(Job.state.in_(ACTIVE_STATES))) or 0
             return pending == 0 and active == 0
+
+
+def _has_key(s: Session, job_id: int, kind: str, key: str | None) -> bool:
+    """Whether ``job_id`` has a ``kind`` event (whose ``data["key"]`` is ``key``, if given).
+    Read in Python: a job has few events of one kind, and JSON paths differ per database."""
+    rows = s.scalars(select(JobEvent.data).where(JobEvent.job_id == job_id,
+                                                 JobEvent.kind == kind)).all()
+    return any(key is None or (isinstance(d, dict) and d.get("key") == key) for d in rows)
 
 
 # claims and recovery, one transaction each (the caller's) ---------------------------------

@@ -29,7 +29,7 @@ from bot.forges.base import NewPull
 from bot.forges.gitea import GiteaForge
 from bot.forges.http import BreakerRegistry
 from bot.forges.verify import sign_sha256
-from bot.pipeline.planner import Planner
+from bot.pipeline.planner import Planner, trigger_key
 from bot.policy.model import Policy, Trigger
 from bot.store import Store
 from bot.web import create_app
@@ -68,6 +68,8 @@ class FakeGitea:
     comments: list[dict[str, Any]] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     reactions: list[tuple[str, str]] = field(default_factory=list)
+    closed: list[int] = field(default_factory=list)
+    branches: set[str] = field(default_factory=lambda: {"main", BRANCH})
     issue_labels: list[int] = field(default_factory=list)
     repo_labels: list[dict[str, Any]] = field(
         default_factory=lambda: [{"id": i, "name": f"label-{i}", "color": "ee0701"}
@@ -131,6 +133,8 @@ class FakeGitea:
             ("GET", repo + r"/issues/(\d+)/comments", self._list_comments),
             ("POST", repo + r"/issues/(\d+)/comments", self._create_comment),
             ("PATCH", repo + r"/issues/comments/(\d+)", self._edit_comment),
+            ("PATCH", repo + r"/issues/(\d+)", self._edit_issue),
+            ("DELETE", repo + r"/branches/(.+)", self._delete_branch),
             ("POST", repo + r"/issues/(\d+)/reactions", self._react),
             ("POST", repo + r"/issues/comments/(\d+)/reactions", self._react),
             ("GET", repo + r"/labels", self._list_labels),
@@ -179,6 +183,19 @@ class FakeGitea:
                 comment["body"] = body["body"]
                 return 200, {}, comment
         return 404, {}, {"message": "comment does not exist"}
+
+    def _edit_issue(self, query: dict[str, str], body: Any, number: str) -> Reply:
+        if body != {"state": "closed"}:
+            return 422, {}, {"message": f"unexpected edit {body}"}
+        if int(number) not in self.closed:
+            self.closed.append(int(number))
+        return 201, {}, {"number": int(number), "state": "closed"}
+
+    def _delete_branch(self, query: dict[str, str], body: Any, branch: str) -> Reply:
+        if branch not in self.branches:
+            return 404, {}, {"message": "branch does not exist"}
+        self.branches.discard(branch)
+        return 204, {}, None
 
     def _react(self, query: dict[str, str], body: Any, target: str) -> Reply:
         key = (target, body["content"])
@@ -625,6 +642,7 @@ DELIVERIES = [
     ("pull_request__closed_unmerged.json", "pull_request", "pull_request"),
     ("pull_request__reviewed_approved.json", "pull_request_approved",
      "pull_request_review_approved"),
+    ("issues__closed.json", "issues", "issues"),
 ]
 
 
@@ -665,3 +683,99 @@ def test_a_bad_gitea_signature_is_401_and_nothing_is_stored(
     )
     assert answer.status_code == 401
     assert store.delivery_counts() == {}
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def test_close_issue_comments_then_closes(gitea: GiteaForge, server: FakeGitea) -> None:
+    gitea.close_issue(REPO, 1, "merged")
+    gitea.close_issue(REPO, 1)  # closing a closed issue is fine
+    assert server.closed == [1]
+    assert [c["body"] for c in server.comments] == ["merged"]
+
+
+def test_delete_branch_keeps_the_slash_and_a_gone_branch_is_fine(
+    gitea: GiteaForge, server: FakeGitea
+) -> None:
+    gitea.delete_branch(REPO, BRANCH)
+    gitea.delete_branch(REPO, BRANCH)
+    assert server.branches == {"main"}
+    assert server.count("DELETE", r"/repos/acme/app/branches/forgebot/1-add-farewell") == 2
+
+
+def bot_job(store: Store, issue: int = 2) -> int:
+    """A finished job of jcitizen/my-repo (the review fixtures' repository) whose pull
+    request is #1 (``issue`` is the issue it came from)."""
+    job = store.create_job(trigger_key=trigger_key("gitea", "jcitizen/my-repo", issue),
+                           forge="gitea", repo="jcitizen/my-repo", default_branch="master",
+                           issue_number=issue, title="Add a farewell", requested_by="jcitizen",
+                           delivery_row=None)
+    assert job is not None
+    store.update_job(job.id, branch="forgebot/2-add-a-farewell", pull_number=1)
+    claim = store.claim_next("worker", 60)
+    assert claim is not None
+    store.finish(claim, "worker", "submitted", failed=False)
+    return job.id
+
+
+def plan_twice(gitea: GiteaForge, store: Store, body: bytes, event: str, event_type: str) -> None:
+    """Plan the delivery, then the same body again under another id (a replay)."""
+    for key in ("a", "b"):
+        headers = {"X-Gitea-Event": event, "X-Gitea-Event-Type": event_type,
+                   "X-Gitea-Delivery": f"delivery-{key}"}
+        store.record_delivery("gitea", f"delivery-{key}", event, headers, body)
+    Planner(store, {"gitea": gitea}, Policy(), "forgebot").plan_pending()
+
+
+def test_a_rejecting_review_of_the_bots_pull_request_revises_once(
+    gitea: GiteaForge, store: Store, server: FakeGitea
+) -> None:
+    server.repo_path = r"/repos/jcitizen/my-repo"
+    server.permissions["jcitizen"] = "write"
+    job_id = bot_job(store)
+    payload = fixture("pull_request__reviewed_approved.json")
+    payload["review"].update(type="pull_request_review_rejected", content="Say see you soon.")
+    plan_twice(gitea, store, json.dumps(payload).encode(), "pull_request_rejected",
+               "pull_request_review_rejected")
+    assert server.reactions == [("1", "eyes")]  # on the pull request, once
+    assert store.get_job(job_id).state == "queued"
+    assert store.last_request(job_id)["feedback"] == (
+        "Review by @jcitizen (changes_requested):\nSay see you soon.")
+
+
+def test_the_captured_approval_starts_nothing(
+    gitea: GiteaForge, store: Store, server: FakeGitea
+) -> None:
+    job_id = bot_job(store)
+    plan_twice(gitea, store, (FIXTURES / "pull_request__reviewed_approved.json").read_bytes(),
+               "pull_request_approved", "pull_request_review_approved")
+    assert store.get_job(job_id).state == "done"
+    assert server.calls == []
+
+
+def test_a_merged_bot_pull_request_closes_its_issue_once(
+    gitea: GiteaForge, store: Store, server: FakeGitea
+) -> None:
+    server.repo_path = r"/repos/jcitizen/my-repo"
+    job_id = bot_job(store)
+    plan_twice(gitea, store, (FIXTURES / "pull_request__closed_merged.json").read_bytes(),
+               "pull_request", "pull_request")
+    assert server.closed == [2]
+    [said] = server.comments
+    assert "[#1](https://try.gitea.io/jcitizen/my-repo/pulls/1)" in said["body"]
+    assert [e["kind"] for e in store.events(job_id)].count("pull.merged") == 1
+
+
+def test_a_closed_issue_cancels_its_job(gitea: GiteaForge, store: Store,
+                                        server: FakeGitea) -> None:
+    server.repo_path = r"/repos/gogits/hello-world"
+    job = store.create_job(trigger_key=trigger_key("gitea", "gogits/hello-world", 1),
+                           forge="gitea", repo="gogits/hello-world", default_branch="master",
+                           issue_number=1, title="Problem", requested_by="unknwon",
+                           delivery_row=None)
+    assert job is not None
+    plan_twice(gitea, store, (FIXTURES / "issues__closed.json").read_bytes(), "issues",
+               "issues")
+    assert store.get_job(job.id).state == "cancelled"
+    assert len(server.comments) == 1 and "@unknwon closed the issue" in server.comments[0]["body"]

@@ -28,7 +28,7 @@ from bot.forges.github import GitHubForge
 from bot.forges.http import BreakerRegistry
 from bot.forges.verify import sign_sha256
 from bot.gitops import PASSWORD_ENV, USERNAME_ENV
-from bot.pipeline.planner import Planner
+from bot.pipeline.planner import Planner, trigger_key
 from bot.policy.model import Policy, Trigger
 from bot.store import Store
 from bot.web import create_app
@@ -655,10 +655,121 @@ def test_every_github_delivery_is_stored_and_answered_202_without_an_api_call(
     # other delivery is recorded and ignored without an API call.
     mock.get(f"{API}/repos/Codertocat/Hello-World/collaborators/Codertocat/permission",
              json={"permission": "admin", "role_name": "admin"})
+    mock.post(f"{REPO_API}/issues/1/reactions", status=201, json={"id": 1, "content": "eyes"})
     policy = Policy(trigger=Trigger(labels=("bug",)))
     assert Planner(store, {"github": github}, policy, "forgebot").plan_pending() == 1
     assert "invalid" not in store.delivery_counts()
-    assert [c.request.url.rsplit("/", 1)[-1] for c in mock.calls] == ["permission"]
+    # The permission, then 👀 on the issue: the label is taken.
+    assert [c.request.url.rsplit("/", 1)[-1] for c in mock.calls] == ["permission", "reactions"]
+
+
+# ------------------------------------------------------------------------- lifecycle
+
+
+def test_close_issue_comments_then_sends_only_the_state(mock: responses.RequestsMock,
+                                                        github: GitHubForge) -> None:
+    mock.get(f"{REPO_API}/issues/1", json=api_issue())
+    posted = mock.post(f"{REPO_API}/issues/1/comments", status=201,
+                       json=api_comment(11, "forgebot", "merged"))
+    closed = mock.patch(f"{REPO_API}/issues/1", json={**api_issue(), "state": "closed"})
+    github.close_issue(REPO, 1, "merged")
+    assert body_of(posted.calls[0]) == {"body": "merged"}
+    assert body_of(closed.calls[0]) == {"state": "closed", "state_reason": "completed"}
+
+
+@pytest.mark.parametrize(
+    ("status", "answer"),
+    [(204, None), (404, {"message": "Not Found"}),
+     (422, {"message": "Reference does not exist"})],
+)
+def test_delete_branch_is_done_when_the_branch_is_gone(
+    mock: responses.RequestsMock, github: GitHubForge, status: int, answer: Any
+) -> None:
+    url = f"{REPO_API}/git/refs/heads/{BRANCH}"  # the slash stays a slash
+    deleted = mock.delete(url, status=status, json=answer)
+    github.delete_branch(REPO, BRANCH)
+    assert deleted.call_count == 1
+
+
+def test_delete_branch_refused_is_an_error(mock: responses.RequestsMock,
+                                           github: GitHubForge) -> None:
+    mock.delete(f"{REPO_API}/git/refs/heads/{BRANCH}", status=422,
+                json={"message": "Cannot delete the default branch"})
+    with pytest.raises(ForgeError, match="delete branch"):
+        github.delete_branch(REPO, BRANCH)
+
+
+def bot_job(store: Store, pull: int = 2) -> int:
+    """A finished job for issue #1 of Hello-World whose pull request is ``pull``."""
+    job = store.create_job(trigger_key=trigger_key("github", REPO, 1), forge="github",
+                           repo=REPO, default_branch="master", issue_number=1,
+                           title="Spelling error", requested_by="Codertocat", delivery_row=None)
+    assert job is not None
+    store.update_job(job.id, branch=BRANCH, pull_number=pull)
+    claim = store.claim_next("worker", 60)
+    assert claim is not None
+    store.finish(claim, "worker", "submitted", failed=False)
+    return job.id
+
+
+def plan_twice(github: GitHubForge, store: Store, event: str, body: bytes) -> None:
+    """Plan the delivery, then the same body again under another delivery id (a replay)."""
+    for suffix in ("a", "b"):
+        headers = delivery(event, body)
+        headers["X-GitHub-Delivery"] += suffix
+        store.record_delivery("github", headers["X-GitHub-Delivery"], event, headers, body)
+    Planner(store, {"github": github}, Policy(), "forgebot").plan_pending()
+
+
+def test_a_merged_bot_pull_request_closes_the_issue_once(
+    mock: responses.RequestsMock, github: GitHubForge, store: Store
+) -> None:
+    job_id = bot_job(store)
+    merged = payload("pull_request__closed_unmerged")
+    merged["pull_request"].update(merged=True, head={**merged["pull_request"]["head"],
+                                                     "ref": BRANCH})
+    mock.get(f"{REPO_API}/issues/1", json=api_issue())
+    posted = mock.post(f"{REPO_API}/issues/1/comments", status=201,
+                       json=api_comment(12, "forgebot", "merged"))
+    closed = mock.patch(f"{REPO_API}/issues/1", json={**api_issue(), "state": "closed"})
+    plan_twice(github, store, "pull_request", json.dumps(merged).encode())
+    assert posted.call_count == closed.call_count == 1
+    assert "[#2](https://github.com/Codertocat/Hello-World/pull/2)" in body_of(
+        posted.calls[0])["body"]
+    assert [e["kind"] for e in store.events(job_id)].count("pull.merged") == 1
+
+
+def test_a_closed_pull_request_never_deletes_a_branch_outside_the_prefix(
+    mock: responses.RequestsMock, github: GitHubForge, store: Store
+) -> None:
+    """The captured payload's head is ``changes``: the job is stopped and told, but that
+    branch is not the bot's to delete."""
+    job_id = bot_job(store)
+    mock.get(f"{REPO_API}/issues/1", json=api_issue())
+    posted = mock.post(f"{REPO_API}/issues/1/comments", status=201,
+                       json=api_comment(13, "forgebot", "closed"))
+    plan_twice(github, store, "pull_request",
+               (FIXTURES / "pull_request__closed_unmerged.json").read_bytes())
+    assert posted.call_count == 1
+    assert not any(c.request.method == "DELETE" for c in mock.calls)
+    assert [e["kind"] for e in store.events(job_id)].count("pull.closed") == 1
+
+
+def test_a_review_requesting_changes_revises_once(
+    mock: responses.RequestsMock, github: GitHubForge, store: Store
+) -> None:
+    job_id = bot_job(store)
+    review = payload("pull_request_review__submitted")
+    review["review"].update(state="changes_requested", body="Fix the other typo too.")
+    mock.get(f"{REPO_API}/collaborators/Codertocat/permission",
+             json={"permission": "write", "role_name": "write"})
+    eyes = mock.post(f"{REPO_API}/issues/2/reactions", status=201,
+                     json={"id": 1, "content": "eyes"})
+    plan_twice(github, store, "pull_request_review", json.dumps(review).encode())
+    assert eyes.call_count == 1
+    assert store.get_job(job_id).state == "queued"
+    assert store.last_request(job_id)["feedback"] == (
+        "Review by @Codertocat (changes_requested):\nFix the other typo too.")
 
 
 @pytest.mark.parametrize("secret", ["wrong", None])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,9 @@ from bot.errors import ConfigError, ForgeError
 from bot.forges.base import NewPull, PullRequest
 from bot.forges.gitlab import GitLabForge
 from bot.forges.http import BreakerRegistry, make_session
+from bot.pipeline.planner import Planner, trigger_key
+from bot.policy.model import Policy
+from bot.store import Store
 
 TOKEN = "glpat-test-token-0123456789"  # a fake token for a fake server
 BASE = "https://gitlab.example.com"
@@ -33,6 +37,7 @@ SHA = "8f784b32840472e7fda687b1c18e2bef26af768b"
 BASE_SHA = "2a5e548bfc0a6b8975956a219e03caabb9e799c7"
 BOT_ID = 42
 MAX_RETRIES = 4
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks" / "gitlab"
 
 
 @pytest.fixture
@@ -561,3 +566,110 @@ def test_retries_stop_after_the_configured_number(
         forge.get_issue(REPO, 3)
     assert failed.value.retryable
     assert len(api.calls) == MAX_RETRIES + 1
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def test_close_issue_adds_the_note_then_closes(
+    forge: GitLabForge, api: responses.RequestsMock
+) -> None:
+    api.post(f"{PROJECT}/issues/3/notes", status=201, json={"id": 5, "body": "merged"},
+             match=[matchers.json_params_matcher({"body": "merged"})])
+    api.put(f"{PROJECT}/issues/3", json={"iid": 3, "state": "closed"},
+            match=[matchers.json_params_matcher({"state_event": "close"})])
+    forge.close_issue(REPO, 3, "merged")
+    assert [c.request.method for c in api.calls] == ["POST", "PUT"]
+
+
+@pytest.mark.parametrize("status", [204, 404])
+def test_delete_branch_encodes_the_name_and_a_gone_branch_is_fine(
+    forge: GitLabForge, api: responses.RequestsMock, status: int
+) -> None:
+    api.delete(f"{PROJECT}/repository/branches/forgebot%2F3-add-a-farewell", status=status)
+    forge.delete_branch(REPO, BRANCH)
+
+
+def test_delete_branch_refused_is_an_error(forge: GitLabForge, api: responses.RequestsMock) -> None:
+    api.delete(f"{PROJECT}/repository/branches/forgebot%2F3-add-a-farewell", status=403,
+               json={"message": "403 Forbidden"})
+    with pytest.raises(ForgeError, match="HTTP 403"):
+        forge.delete_branch(REPO, BRANCH)
+
+
+HELLO_PROJECT = f"{API}/projects/gitlab-org%2Fhello-world"
+HELLO = "gitlab-org/hello-world"
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def bot_job(store: Store, pull: int = 1) -> int:
+    """A finished job for issue #1 of gitlab-org/hello-world whose merge request is !1."""
+    job = store.create_job(trigger_key=trigger_key("gitlab", HELLO, 1), forge="gitlab",
+                           repo=HELLO, default_branch="master", issue_number=1,
+                           title="found a bug", requested_by="sytses", delivery_row=None)
+    assert job is not None
+    store.update_job(job.id, branch="forgebot/1-found-a-bug", pull_number=pull)
+    claim = store.claim_next("worker", 60)
+    assert claim is not None
+    store.finish(claim, "worker", "submitted", failed=False)
+    return job.id
+
+
+def plan_twice(forge: GitLabForge, store: Store, kind: str, body: bytes) -> None:
+    """Plan the delivery, then the same body again under another id (a replay)."""
+    for key in ("a", "b"):
+        headers = {"X-Gitlab-Event": kind, "Idempotency-Key": f"delivery-{key}"}
+        store.record_delivery("gitlab", headers["Idempotency-Key"], kind, headers, body)
+    Planner(store, {"gitlab": forge}, Policy(), "forgebot").plan_pending()
+
+
+def test_a_diff_note_on_the_bots_merge_request_revises_once(
+    forge: GitLabForge, api: responses.RequestsMock, store: Store
+) -> None:
+    job_id = bot_job(store)
+    api.get(f"{API}/users", json=[{"id": 7, "username": "sytses"}])
+    api.get(f"{HELLO_PROJECT}/members/all/7", json={"id": 7, "access_level": 40,
+                                                    "state": "active"})
+    eyes = api.post(f"{HELLO_PROJECT}/merge_requests/1/award_emoji", status=201,
+                    json={"id": 1, "name": "eyes"})
+    plan_twice(forge, store, "Note Hook", fixture_bytes("note_hook__diff_note.json"))
+    assert eyes.call_count == 1  # 👀 on the merge request, not on issue #1
+    assert store.get_job(job_id).state == "queued"
+    assert store.last_request(job_id)["feedback"] == (
+        "Review by @sytses (commented):\nREADME.md:1: check spelling")
+
+
+def test_a_closed_issue_cancels_its_job_with_one_note(
+    forge: GitLabForge, api: responses.RequestsMock, store: Store
+) -> None:
+    job = store.create_job(trigger_key=trigger_key("gitlab", HELLO, 1), forge="gitlab",
+                           repo=HELLO, default_branch="master", issue_number=1,
+                           title="found a bug", requested_by="sytses", delivery_row=None)
+    assert job is not None
+    note = api.post(f"{HELLO_PROJECT}/issues/1/notes", status=201, json={"id": 9})
+    plan_twice(forge, store, "Issue Hook", fixture_bytes("issue_hook__close.json"))
+    assert note.call_count == 1
+    assert "@sytses closed the issue" in body_of(api, 0)["body"]
+    assert store.get_job(job.id).state == "cancelled"
+
+
+def test_a_command_on_a_merge_request_is_answered_on_the_merge_request(
+    forge: GitLabForge, api: responses.RequestsMock, store: Store
+) -> None:
+    """GitLab numbers merge requests apart from issues: !1 is not #1."""
+    bot_job(store)
+    api.get(f"{API}/users", json=[{"id": 7, "username": "sytses"}])
+    api.get(f"{HELLO_PROJECT}/members/all/7", json={"id": 7, "access_level": 40,
+                                                    "state": "active"})
+    payload = json.loads(fixture_bytes("note_hook__merge_request.json"))
+    payload["object_attributes"]["note"] = "/status"
+    api.post(f"{HELLO_PROJECT}/merge_requests/1/notes/{payload['object_attributes']['id']}"
+             "/award_emoji", status=201, json={"id": 1, "name": "eyes"})
+    answer = api.post(f"{HELLO_PROJECT}/merge_requests/1/notes", status=201, json={"id": 10})
+    headers = {"X-Gitlab-Event": "Note Hook", "Idempotency-Key": "k"}
+    store.record_delivery("gitlab", "k", "Note Hook", headers, json.dumps(payload).encode())
+    Planner(store, {"gitlab": forge}, Policy(), "forgebot").plan_pending()
+    assert answer.call_count == 1

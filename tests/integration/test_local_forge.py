@@ -14,7 +14,16 @@ import responses
 
 from bot import gitops
 from bot.errors import ForgeError
-from bot.events import CommentCreated, Event, IssueLabeled
+from bot.events import (
+    CommentCreated,
+    Event,
+    IssueLabeled,
+    IssueUnlabeled,
+    PullClosed,
+    Pushed,
+    Repo,
+    ReviewSubmitted,
+)
 from bot.forges.base import NewPull
 from bot.forges.local import LocalForge, admin
 from bot.forges.local.layout import RepoLayout
@@ -305,3 +314,95 @@ def test_upsert_comment_edits_the_bots_own_comment(tmp_path):
     forge.react("o/r", number, None, "eyes")
     head = admin.gitops.run(["rev-parse", "main"], cwd=root / "o" / "r.git").strip()
     assert forge.changed_files("o/r", head, head) == []
+
+
+# ------------------------------------------------------------------------- lifecycle
+
+
+def parse(forge: LocalForge, delivery: admin.Delivery) -> Event | None:
+    body = json.dumps(delivery.payload).encode()
+    return forge.parse({"X-Forgebot-Event": delivery.event}, body)
+
+
+def test_close_issue_comments_and_closes_once(root: Path, forge: LocalForge) -> None:
+    admin.create_issue(root, REPO, "Add a farewell", "", labels=[], author="ada")
+    forge.close_issue(REPO, 1, "Done in #2.")
+    forge.close_issue(REPO, 1)
+    front, _, comments = admin.show_issue(root, REPO, 1)
+    assert front["state"] == "closed"
+    assert [body for _, body in comments] == ["Done in #2."]
+    assert admin.close_issue(root, REPO, 1, "ada") == []  # already closed: no event
+
+
+def test_delete_branch_removes_it_and_a_gone_branch_is_fine(
+    tmp_path: Path, forge: LocalForge
+) -> None:
+    push_bot_branch(tmp_path, forge, "forgebot/1-x")
+    forge.delete_branch(REPO, "forgebot/1-x")
+    forge.delete_branch(REPO, "forgebot/1-x")
+    with pytest.raises(ForgeError, match="no branch"):
+        forge.open_pull(REPO, NewPull(head="forgebot/1-x", base="main", title="t", body="",
+                                      draft=False))
+    with pytest.raises(ForgeError, match="not a branch name"):
+        forge.delete_branch(REPO, "bad..name")
+
+
+def test_merge_pull_makes_a_merge_commit_and_a_merged_delivery(
+    tmp_path: Path, root: Path, forge: LocalForge
+) -> None:
+    push_bot_branch(tmp_path, forge, "forgebot/1-x")
+    pull = forge.open_pull(REPO, NewPull(head="forgebot/1-x", base="main", title="t", body="",
+                                         draft=False))
+    [delivery] = admin.merge_pull(root, REPO, pull.number, "ada")
+    event = parse(forge, delivery)
+    assert isinstance(event, PullClosed) and event.merged and event.head == "forgebot/1-x"
+    git_dir = RepoLayout.of(root, REPO).git_dir
+    parents = gitops.run(["rev-list", "--parents", "-n", "1", "main"], cwd=git_dir).split()
+    assert len(parents) == 3  # a merge commit: itself and two parents
+    assert "goodbye" in gitops.run(["show", "main:pkg/hello.py"], cwd=git_dir)
+    assert forge.find_pull(REPO, "forgebot/1-x") is None
+    with pytest.raises(ForgeError, match="is merged"):
+        admin.close_pull(root, REPO, pull.number, "ada")
+
+
+def test_close_pull_and_review_raise_their_events(
+    tmp_path: Path, root: Path, forge: LocalForge
+) -> None:
+    push_bot_branch(tmp_path, forge, "forgebot/1-x")
+    pull = forge.open_pull(REPO, NewPull(head="forgebot/1-x", base="main", title="t", body="",
+                                         draft=False))
+    [review] = admin.review_pull(root, REPO, pull.number, state="changes_requested",
+                                 body="Shorter, please.", author="ada")
+    event = parse(forge, review)
+    assert isinstance(event, ReviewSubmitted)
+    assert (event.state, event.body, event.author) == ("changes_requested", "Shorter, please.",
+                                                       "ada")
+    with pytest.raises(ForgeError, match="unknown review state"):
+        admin.review_pull(root, REPO, pull.number, state="lgtm", body="", author="ada")
+    [closed] = admin.close_pull(root, REPO, pull.number, "ada")
+    event = parse(forge, closed)
+    assert isinstance(event, PullClosed) and not event.merged
+
+
+def test_push_files_is_a_persons_push_with_its_file_lists(
+    tmp_path: Path, root: Path, forge: LocalForge
+) -> None:
+    before = push_bot_branch(tmp_path, forge, "forgebot/1-x")
+    [push] = admin.push_files(root, REPO, "forgebot/1-x",
+                              {"README.md": "# changed\n", "NEW.md": "new\n"},
+                              message="by hand", pusher="ada")
+    event = parse(forge, push)
+    assert isinstance(event, Pushed)
+    assert (event.before, event.pusher) == (before, "ada")
+    assert (event.added, event.modified) == (("NEW.md",), ("README.md",))
+    git_dir = RepoLayout.of(root, REPO).git_dir
+    assert gitops.run(["rev-parse", "refs/heads/forgebot/1-x"], cwd=git_dir).strip() == event.after
+
+
+def test_remove_label_raises_one_event_and_none_for_a_label_not_there(root: Path,
+                                                                        forge: LocalForge) -> None:
+    admin.create_issue(root, REPO, "t", "", labels=["forgebot", "bug"], author="ada")
+    [removed] = admin.remove_label(root, REPO, 1, "forgebot", "ada")
+    assert parse(forge, removed) == IssueUnlabeled(
+        repo=Repo("local", REPO), number=1, label="forgebot", sender="ada", labels=("bug",))
+    assert admin.remove_label(root, REPO, 1, "forgebot", "ada") == []

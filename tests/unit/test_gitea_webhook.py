@@ -18,7 +18,9 @@ from bot.errors import ForgeError
 from bot.events import (
     CommentCreated,
     Event,
+    IssueClosed,
     IssueLabeled,
+    IssueUnlabeled,
     PullClosed,
     Pushed,
     Repo,
@@ -97,17 +99,23 @@ FIXTURE_TABLE: list[tuple[str, str, str, Event | None]] = [
     ),
     (
         "pull_request__closed_merged.json", "pull_request", "pull_request",
-        PullClosed(repo=MY_REPO, number=1, head="feature", merged=True, sender="jcitizen"),
+        PullClosed(repo=MY_REPO, number=1, head="feature", merged=True, sender="jcitizen",
+                   url="https://try.gitea.io/jcitizen/my-repo/pulls/1"),
     ),
     (
         "pull_request__closed_unmerged.json", "pull_request", "pull_request",
-        PullClosed(repo=MY_REPO, number=1, head="feature", merged=False, sender="jcitizen"),
+        PullClosed(repo=MY_REPO, number=1, head="feature", merged=False, sender="jcitizen",
+                   url="https://try.gitea.io/jcitizen/my-repo/pulls/1"),
     ),
     (
         "pull_request__reviewed_approved.json", "pull_request_approved",
         "pull_request_review_approved",
         ReviewSubmitted(repo=MY_REPO, number=1, state="approved", body="I approve",
                         author="jcitizen"),
+    ),
+    (
+        "issues__closed.json", "issues", "issues",
+        IssueClosed(repo=HELLO, number=1, sender="unknwon"),
     ),
     # The same payloads under events or types that start nothing.
     ("issues__label_updated.json", "issue_assign", "issue_assign", None),
@@ -162,7 +170,9 @@ VARIANTS: list[tuple[str, str, str, dict[str, Any], Event | None]] = [
      {"action": "opened"}, None),
     ("pull_request__closed_merged.json", "pull_request", "pull_request",
      {"action": "reopened"}, None),
-    ("issues__label_updated.json", "issues", "issue_label", {"action": "label_cleared"}, None),
+    # Every label cleared on an issue never seen before: which one went is unknown.
+    ("issues__label_updated.json", "issues", "issue_label", {"action": "label_cleared"},
+     IssueUnlabeled(repo=EXAMPLE, number=1, label="", sender="example", labels=())),
     ("issues__label_updated.json", "issues", "issues", {"action": "opened"}, None),
     ("push__default_branch.json", "push", "push", {"after": "0" * 40}, None),  # branch deleted
     ("pull_request__reviewed_approved.json", "pull_request_approved",
@@ -244,8 +254,22 @@ def test_the_added_label_is_the_difference_with_the_last_seen_set(tmp_path: Path
     gitea = forge(tmp_path)
     assert label_of(deliver(gitea, labeled(["bug"]))) == "bug"  # first seen: all are added
     assert label_of(deliver(gitea, labeled(["bug", "forgebot"]))) == "forgebot"
-    assert label_of(deliver(gitea, labeled(["forgebot"]))) is None  # "bug" removed
     assert label_of(deliver(gitea, labeled(["forgebot", "docs"]))) == "docs"
+
+
+def test_a_removed_label_is_the_difference_the_other_way(tmp_path: Path) -> None:
+    gitea = forge(tmp_path, prefer_labels=["forgebot"])
+    deliver(gitea, labeled(["bug", "forgebot"]))
+    assert deliver(gitea, labeled(["bug"])) == IssueUnlabeled(
+        repo=EXAMPLE, number=1, label="forgebot", sender="example", labels=("bug",))
+    # A trigger label removed while another is added: the removal is what matters.
+    deliver(gitea, labeled(["forgebot"]))
+    assert deliver(gitea, labeled(["docs"])) == IssueUnlabeled(
+        repo=EXAMPLE, number=1, label="forgebot", sender="example", labels=("docs",))
+    # Cleared: the last set seen names what went.
+    cleared = variant("issues__label_updated.json", {"action": "label_cleared"})
+    assert deliver(gitea, cleared) == IssueUnlabeled(
+        repo=EXAMPLE, number=1, label="docs", sender="example", labels=())
 
 
 def test_a_replayed_delivery_gives_the_same_event(tmp_path: Path) -> None:

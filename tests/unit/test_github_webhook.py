@@ -12,7 +12,16 @@ import pytest
 
 from bot.config import GitHubSettings
 from bot.errors import ForgeError
-from bot.events import CommentCreated, IssueLabeled, PullClosed, Pushed, Repo, ReviewSubmitted
+from bot.events import (
+    CommentCreated,
+    IssueClosed,
+    IssueLabeled,
+    IssueUnlabeled,
+    PullClosed,
+    Pushed,
+    Repo,
+    ReviewSubmitted,
+)
 from bot.forges.github import GitHubForge, webhook
 from bot.forges.verify import sign_sha256
 
@@ -60,13 +69,15 @@ EXPECTED: list[tuple[str, str, object]] = [
         removed=(), complete=True)),
     ("pull_request__closed_merged", "pull_request", PullClosed(
         repo=Repo("github", "ailisp/gcbapp-buildconfig-example", "master"), number=3,
-        head="byao1276-patch-1", merged=True, sender="ailisp")),
+        head="byao1276-patch-1", merged=True, sender="ailisp",
+        url="https://github.com/ailisp/gcbapp-buildconfig-example/pull/3")),
     ("pull_request__closed_unmerged", "pull_request", PullClosed(
         repo=Repo("github", "Codertocat/Hello-World", "master", installation_id=1), number=2,
-        head="changes", merged=False, sender="Codertocat")),
+        head="changes", merged=False, sender="Codertocat",
+        url="https://github.com/Codertocat/Hello-World/pull/2")),
     ("pull_request_review__submitted", "pull_request_review", ReviewSubmitted(
         repo=Repo("github", "Codertocat/Hello-World", "master", installation_id=1), number=2,
-        state="commented", body="", author="Codertocat")),
+        state="commented", body="", author="Codertocat", review_id=237895671)),
 ]
 
 
@@ -95,7 +106,7 @@ def rewrite(name: str, change: dict[str, Any]) -> bytes:
     ("event", "body"),
     [
         ("ping", b'{"zen": "Keep it logically awesome.", "hook_id": 1}'),
-        ("issues", rewrite("issues__labeled", {"action": "unlabeled"})),
+        ("issues", rewrite("issues__labeled", {"action": "reopened"})),
         ("issues", rewrite("issues__labeled", {"action": "opened"})),
         ("issue_comment", rewrite("issue_comment__created_issue", {"action": "edited"})),
         ("issue_comment", rewrite("issue_comment__created_pr", {"action": "deleted"})),
@@ -110,6 +121,55 @@ def rewrite(name: str, change: dict[str, Any]) -> bytes:
 )
 def test_deliveries_that_start_nothing_are_none(event: str, body: bytes) -> None:
     assert forge().parse(headers_for(event, body), body) is None
+
+
+# The shared set has no GitHub issues/closed, issues/unlabeled or changes_requested review:
+# GitHub sends one payload shape per event whatever the action, so these are the captured
+# payloads with only the action (or the review state) changed (SOURCES.md, "Derived").
+
+
+def test_a_removed_label_is_issue_unlabeled_with_the_labels_left() -> None:
+    payload = json.loads(load("issues__labeled"))
+    payload["action"] = "unlabeled"
+    payload["issue"]["labels"] = []  # after the removal, the issue has none left
+    body = json.dumps(payload).encode()
+    assert forge().parse(headers_for("issues", body), body) == IssueUnlabeled(
+        repo=HELLO, number=1, label="bug", sender="Codertocat", labels=())
+
+
+def test_a_closed_issue_is_issue_closed_but_a_closed_pull_requests_issue_is_not() -> None:
+    body = rewrite("issues__labeled", {"action": "closed"})
+    assert forge().parse(headers_for("issues", body), body) == IssueClosed(
+        repo=HELLO, number=1, sender="Codertocat")
+    payload = json.loads(body)
+    payload["issue"]["pull_request"] = {"url": "https://api.github.com/x"}
+    body = json.dumps(payload).encode()
+    assert forge().parse(headers_for("issues", body), body) is None
+
+
+def test_a_review_requesting_changes_keeps_its_text_and_id() -> None:
+    payload = json.loads(load("pull_request_review__submitted"))
+    payload["review"].update(state="changes_requested", body="Please rename x to count.")
+    body = json.dumps(payload).encode()
+    event = forge().parse(headers_for("pull_request_review", body), body)
+    assert event == ReviewSubmitted(
+        repo=Repo("github", "Codertocat/Hello-World", "master", installation_id=1), number=2,
+        state="changes_requested", body="Please rename x to count.", author="Codertocat",
+        review_id=237895671)
+
+
+def test_a_review_comment_is_a_commented_review_naming_its_file_and_line() -> None:
+    payload = json.loads(load("pull_request_review__submitted"))
+    payload["action"] = "created"
+    payload["comment"] = {"id": 2961, "path": "app.py", "line": 12, "body": "Off by one.",
+                          "user": {"login": "reviewer"}}
+    del payload["review"]
+    body = json.dumps(payload).encode()
+    event = forge().parse(headers_for("pull_request_review_comment", body), body)
+    assert event == ReviewSubmitted(
+        repo=Repo("github", "Codertocat/Hello-World", "master", installation_id=1), number=2,
+        state="commented", body="app.py:12: Off by one.", author="reviewer", review_id=2961,
+        kind="comment")
 
 
 def test_a_dismissed_review_starts_nothing() -> None:

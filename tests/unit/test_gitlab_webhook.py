@@ -18,7 +18,9 @@ from bot.errors import ForgeError
 from bot.events import (
     CommentCreated,
     Event,
+    IssueClosed,
     IssueLabeled,
+    IssueUnlabeled,
     PullClosed,
     Pushed,
     Repo,
@@ -96,9 +98,18 @@ EXPECTED: dict[str, Event] = {
     ),
     "merge_request_hook__merge.json": PullClosed(
         repo=HELLO, number=1, head="feature", merged=True, sender="sytses",
+        url="https://gitlab.com/gitlab-org/hello-world/merge_requests/1",
     ),
     "merge_request_hook__close.json": PullClosed(
         repo=HELLO, number=1, head="feature", merged=False, sender="sytses",
+        url="https://gitlab.com/gitlab-org/hello-world/merge_requests/1",
+    ),
+    # Closed with a label added in the same edit: the close is what counts.
+    "issue_hook__close.json": IssueClosed(repo=HELLO, number=1, sender="sytses"),
+    # A comment on a line of the diff is a review comment, not a conversation comment.
+    "note_hook__diff_note.json": ReviewSubmitted(
+        repo=HELLO, number=1, state="commented", body="README.md:1: check spelling",
+        author="sytses", review_id=50772639, kind="comment",
     ),
 }
 
@@ -183,7 +194,6 @@ def test_several_labels_added_at_once_pick_the_trigger_label() -> None:
 @pytest.mark.parametrize(
     ("previous", "current"),
     [
-        (["critical"], []),  # a label removed
         (["a", "b"], ["b", "a"]),  # reordered, nothing added
         ([], []),
     ],
@@ -192,6 +202,22 @@ def test_label_changes_that_add_nothing_start_nothing(
     previous: list[str], current: list[str]
 ) -> None:
     assert parse_payload(labeled_payload(previous, current)) is None
+
+
+def test_a_removed_label_is_issue_unlabeled_with_the_labels_left() -> None:
+    event = parse_payload(labeled_payload(["critical", "forgebot"], ["critical"]))
+    assert event == IssueUnlabeled(repo=HELLO, number=1, label="forgebot", sender="sytses",
+                                   labels=("critical",))
+
+
+def test_a_removed_trigger_label_wins_over_another_label_added_at_once() -> None:
+    payload = labeled_payload(["forgebot"], ["bug"])
+    body = json.dumps(payload).encode()
+    adapter = GitLabForge(GitLabSettings(token="t", webhook_secret=SECRET), "forgebot",
+                          trigger_labels=("forgebot",))
+    picked = adapter.parse(headers_for(payload), body)
+    assert isinstance(picked, IssueUnlabeled) and picked.label == "forgebot"
+    assert picked.labels == ("bug",)
 
 
 # --------------------------------------------------------------------------- ignored

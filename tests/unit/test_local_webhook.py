@@ -11,8 +11,17 @@ from typing import Any
 import pytest
 
 from bot.errors import ForgeError
-from bot.events import CommentCreated, IssueLabeled, Repo
-from bot.forges.local import LocalForge
+from bot.events import (
+    CommentCreated,
+    IssueClosed,
+    IssueLabeled,
+    IssueUnlabeled,
+    PullClosed,
+    Pushed,
+    Repo,
+    ReviewSubmitted,
+)
+from bot.forges.local import LocalForge, webhook
 from bot.forges.verify import get_header, sign_sha256, verify_hmac_sha256
 
 SECRET = "s3cret"
@@ -157,9 +166,9 @@ def test_null_issue_body_and_missing_default_branch_have_defaults() -> None:
     ("event", "payload"),
     [
         ("issues", {**LABELED, "action": "opened"}),
-        ("issues", {**LABELED, "action": "unlabeled"}),
+        ("issues", {**LABELED, "action": "reopened"}),
+        ("pull_request", {**LABELED, "action": "opened"}),
         ("issue_comment", {**COMMENT, "action": "edited"}),
-        ("push", {"ref": "refs/heads/main"}),
         ("", LABELED),
     ],
 )
@@ -215,3 +224,44 @@ def test_missing_or_mistyped_field_names_the_field(
 def test_body_that_is_not_a_json_object(body: bytes) -> None:
     with pytest.raises(ForgeError, match="JSON"):
         forge().parse(headers_for("issues", body), body)
+
+
+# The lifecycle deliveries, as the payload builders the ``forgebot local`` commands use
+# write them: each becomes its event.
+HELLO = Repo(forge="local", full_name="acme/hello", default_branch="main")
+REPOSITORY = webhook.repository_payload("acme/hello", "main")
+ISSUE = webhook.issue_payload(3, "Add a farewell", "", ["bug"], "ada", pull=False)
+PULL = webhook.pull_payload(4, "forgebot/3-add-a-farewell", "main", merged=True,
+                            url="file:///forge/acme/hello/pulls/4.md")
+
+
+@pytest.mark.parametrize(
+    ("event", "payload", "expected"),
+    [
+        ("issues", webhook.issues_event("unlabeled", REPOSITORY, ISSUE, "grace", "forgebot"),
+         IssueUnlabeled(repo=HELLO, number=3, label="forgebot", sender="grace",
+                        labels=("bug",))),
+        ("issues", webhook.issues_event("closed", REPOSITORY, ISSUE, "grace"),
+         IssueClosed(repo=HELLO, number=3, sender="grace")),
+        ("pull_request", webhook.pull_closed_event(REPOSITORY, PULL, "grace"),
+         PullClosed(repo=HELLO, number=4, head="forgebot/3-add-a-farewell", merged=True,
+                    sender="grace", url="file:///forge/acme/hello/pulls/4.md")),
+        ("pull_request_review",
+         webhook.review_event(REPOSITORY, PULL, 7, state="changes_requested",
+                              body="Rename it.", author="grace"),
+         ReviewSubmitted(repo=HELLO, number=4, state="changes_requested", body="Rename it.",
+                         author="grace", review_id=7)),
+        ("push",
+         webhook.push_event(REPOSITORY, "refs/heads/forgebot/3-add-a-farewell", "a" * 40,
+                            "b" * 40, pusher="grace",
+                            commits=[{"id": "b" * 40, "added": ["x.py"], "modified": [],
+                                      "removed": ["y.py"]}]),
+         Pushed(repo=HELLO, ref="refs/heads/forgebot/3-add-a-farewell", before="a" * 40,
+                after="b" * 40, pusher="grace", added=("x.py",), removed=("y.py",))),
+    ],
+    ids=["unlabeled", "closed", "pull-closed", "review", "push"],
+)
+def test_lifecycle_deliveries_become_their_events(
+    event: str, payload: dict[str, Any], expected: object
+) -> None:
+    assert parse(event, payload) == expected

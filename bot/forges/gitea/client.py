@@ -173,8 +173,9 @@ class GiteaClient:
             author=issue.login("user"),
         )
 
-    def comment(self, repo: str, number: int, body: str) -> None:
-        """Comment on issue or pull request ``number`` (they share one numbering)."""
+    def comment(self, repo: str, number: int, body: str, *, pull: bool = False) -> None:
+        """Comment on issue or pull request ``number`` (they share one numbering, so
+        ``pull`` changes nothing)."""
         self._call(
             "POST", self._url(repo, "issues", number, "comments"),
             f"comment on {repo}#{number}", json={"body": body},
@@ -231,15 +232,35 @@ class GiteaClient:
         )
         return response.status_code != 404
 
-    def react(self, repo: str, number: int, comment_id: int | None, reaction: str) -> None:
-        """Add ``reaction`` (``eyes``, ``+1``...) to a comment, or to the issue itself.
-        Reacting twice is fine: Gitea answers 200 with the existing reaction."""
+    def react(
+        self, repo: str, number: int, comment_id: int | None, reaction: str, *,
+        pull: bool = False,
+    ) -> None:
+        """Add ``reaction`` (``eyes``, ``+1``...) to a comment, or to the issue (or pull
+        request: one numbering) itself. Reacting twice is fine: Gitea answers 200 with the
+        existing reaction."""
         if comment_id is None:
             url, what = self._url(repo, "issues", number, "reactions"), f"react on {repo}#{number}"
         else:
             url = self._url(repo, "issues", "comments", comment_id, "reactions")
             what = f"react on comment {comment_id} of {repo}#{number}"
         self._call("POST", url, what, json={"content": reaction})
+
+    def close_issue(self, repo: str, number: int, comment: str | None = None) -> None:
+        """The comment (when given), then ``PATCH /repos/{o}/{r}/issues/{n}`` with only
+        ``state: closed``; closing a closed issue changes nothing."""
+        if comment is not None:
+            self.comment(repo, number, comment)
+        self._call(
+            "PATCH", self._url(repo, "issues", number), f"close issue {repo}#{number}",
+            json={"state": "closed"},
+        )
+
+    def delete_branch(self, repo: str, branch: str) -> None:
+        """``DELETE /repos/{o}/{r}/branches/{branch}`` (the route takes the rest of the
+        path, so a ``/`` in the name stays as it is); a branch already gone (404) is fine."""
+        url = self._url(repo, "branches") + "/" + quote(branch, safe="/")
+        self._call("DELETE", url, f"delete branch {branch} of {repo}", allow=(404,))
 
     # ----------------------------------------------------------------- labels
 

@@ -5,9 +5,11 @@ same values): ``X-Gitea-Signature`` is the hex HMAC-SHA256 of the raw body (no p
 ``X-Gitea-Delivery`` the delivery's uuid, ``X-Gitea-Event`` the coarse event and
 ``X-Gitea-Event-Type`` the fine one. Handled (``X-Gitea-Event`` / ``action``):
 
-- ``issues`` / ``label_updated`` → :class:`IssueLabeled`. Gitea sends only the full current
-  label set, never the label that changed, so :class:`LabelMemory` remembers the last set
-  seen per issue and the difference names the added label.
+- ``issues`` / ``label_updated`` → :class:`IssueLabeled` or :class:`IssueUnlabeled`. Gitea
+  sends only the full current label set, never the label that changed, so
+  :class:`LabelMemory` remembers the last set seen per issue and the difference names the
+  added (or removed) label. ``label_cleared`` (every label removed) → :class:`IssueUnlabeled`.
+- ``issues`` / ``closed`` → :class:`IssueClosed`.
 - ``issue_comment`` / ``created`` → :class:`CommentCreated` (``is_pull`` from the payload's
   ``is_pull``, ``issue.pull_request`` or the ``pull_request_comment`` event type).
 - ``push`` → :class:`Pushed` (not for a deleted branch).
@@ -32,7 +34,9 @@ from bot.errors import ForgeError
 from bot.events import (
     CommentCreated,
     Event,
+    IssueClosed,
     IssueLabeled,
+    IssueUnlabeled,
     PullClosed,
     Pushed,
     Repo,
@@ -119,6 +123,14 @@ class LabelMemory:
 
     def added(self, key: str, delivery: str | None, current: tuple[str, ...]) -> tuple[str, ...]:
         """Record ``current`` for ``key`` and return the labels it has that were not there."""
+        return self.changes(key, delivery, current)[0]
+
+    def changes(
+        self, key: str, delivery: str | None, current: tuple[str, ...]
+    ) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+        """Record ``current`` for ``key``; return the labels added and the labels removed
+        since the set seen before (removed is None when there is no set to compare with:
+        then every current label counts as added)."""
         with self._entries() as entries:
             entry = entries.pop(key, None)
             if entry is not None and delivery is not None and entry.get("delivery") == delivery:
@@ -129,8 +141,9 @@ class LabelMemory:
             while len(entries) > self.MAX_ISSUES:
                 entries.pop(next(iter(entries)))
         if before is None:
-            return current
-        return tuple(label for label in current if label not in before)
+            return current, None
+        return (tuple(label for label in current if label not in before),
+                tuple(label for label in before if label not in current))
 
     @contextlib.contextmanager
     def _entries(self) -> Iterator[dict[str, dict[str, object]]]:
@@ -244,27 +257,39 @@ def _number(fields: Fields, obj: str) -> int:
     return fields.integer("number")
 
 
-def _issue_labeled(d: _Delivery) -> Event | None:
+def _issues(d: _Delivery) -> Event | None:
+    """An ``issues`` delivery: closed, or its labels changed."""
     fields = d.fields
     # A pull request's labels arrive as a pull_request event; this guards old versions.
-    if d.action != "label_updated" or fields.find("issue.pull_request") is not None:
+    if fields.find("issue.pull_request") is not None:
         return None
     repo = _repo(fields)
     number = _number(fields, "issue")
-    current = fields.names("issue.labels")
-    added = d.labels.added(f"{repo.full_name}#{number}", d.delivery, current)
-    if not added:
-        return None  # a label was removed
-    label = next((name for name in added if name in d.prefer), added[0])
-    return IssueLabeled(
-        repo=repo,
-        number=number,
-        title=fields.text("issue.title"),
-        body=fields.text("issue.body", default=""),
-        label=label,
-        sender=fields.login("sender"),
-        labels=current,
-    )
+    if d.action == "closed":
+        return IssueClosed(repo=repo, number=number, sender=fields.login("sender"))
+    if d.action not in ("label_updated", "label_cleared"):
+        return None
+    # label_cleared payloads may still list the labels as they were before the change.
+    current = () if d.action == "label_cleared" else fields.names("issue.labels")
+    added, removed = d.labels.changes(f"{repo.full_name}#{number}", d.delivery, current)
+    wanted_added = next((name for name in added if name in d.prefer), None)
+    wanted_removed = next((name for name in removed or () if name in d.prefer), None)
+    if wanted_added is not None or (added and wanted_removed is None):
+        return IssueLabeled(
+            repo=repo,
+            number=number,
+            title=fields.text("issue.title"),
+            body=fields.text("issue.body", default=""),
+            label=wanted_added or added[0],
+            sender=fields.login("sender"),
+            labels=current,
+        )
+    if removed or (removed is None and d.action == "label_cleared"):
+        # With no memory of the issue, a clear cannot name the label: "" and no labels left.
+        label = wanted_removed or (removed[0] if removed else "")
+        return IssueUnlabeled(repo=repo, number=number, label=label,
+                              sender=fields.login("sender"), labels=current)
+    return None
 
 
 def _comment_created(d: _Delivery) -> Event | None:
@@ -329,6 +354,7 @@ def _pull_closed(d: _Delivery) -> Event | None:
         head=fields.text("pull_request.head.ref"),
         merged=fields.flag("pull_request.merged") is True,
         sender=fields.login("sender"),
+        url=fields.text("pull_request.html_url", default=""),
     )
 
 
@@ -348,7 +374,7 @@ def _reviewed(d: _Delivery) -> Event | None:
 
 # X-Gitea-Event -> handler; each handler checks the action and may still answer None.
 _HANDLERS: dict[str, Callable[[_Delivery], Event | None]] = {
-    "issues": _issue_labeled,
+    "issues": _issues,
     "issue_comment": _comment_created,
     "push": _pushed,
     "pull_request": _pull_closed,

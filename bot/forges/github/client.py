@@ -247,8 +247,9 @@ class GitHubClient:
             author=_str(data.get("user") or {}, "login"),
         )
 
-    def comment(self, repo: str, number: int, body: str) -> None:
-        """``POST /repos/{o}/{r}/issues/{n}/comments``.
+    def comment(self, repo: str, number: int, body: str, *, pull: bool = False) -> None:
+        """``POST /repos/{o}/{r}/issues/{n}/comments`` (issues and pull requests share one
+        numbering, so ``pull`` changes nothing).
 
         Not retried after an answer that may mean it was posted: a plain comment has no
         marker to find it by. Use :meth:`upsert_comment` for anything that may repeat.
@@ -292,8 +293,12 @@ class GitHubClient:
 
         self._retrying(what, once)
 
-    def react(self, repo: str, number: int, comment_id: int | None, reaction: str) -> None:
-        """``POST .../issues/{n}/reactions`` or ``.../issues/comments/{id}/reactions``.
+    def react(
+        self, repo: str, number: int, comment_id: int | None, reaction: str, *,
+        pull: bool = False,
+    ) -> None:
+        """``POST .../issues/{n}/reactions`` or ``.../issues/comments/{id}/reactions`` (a pull
+        request is an issue here: ``pull`` changes nothing).
 
         GitHub answers 200 for a reaction that is already there, so repeating is harmless.
         """
@@ -306,6 +311,35 @@ class GitHubClient:
         what = f"react {reaction} on #{number} of {repo}"
         self._retrying(what, lambda: self._write(
             what, lambda: check(self._session.post(url, json={"content": reaction}), what)))
+
+    def close_issue(self, repo: str, number: int, comment: str | None = None) -> None:
+        """The comment (``POST .../issues/{n}/comments``), then ``PATCH .../issues/{n}``
+        with ``state: closed`` and ``state_reason: completed``; only those two fields are
+        sent, so nothing else of the issue can be overwritten. Closing twice is harmless."""
+        if comment is not None:
+            self.comment(repo, number, comment)
+        owner, name = split_repo(repo)
+        url = f"{self._api}/repos/{owner}/{name}/issues/{number}"
+        what = f"close issue #{number} of {repo}"
+        payload = {"state": "closed", "state_reason": "completed"}
+        self._retrying(what, lambda: self._write(
+            what, lambda: check(self._session.patch(url, json=payload), what)))
+
+    def delete_branch(self, repo: str, branch: str) -> None:
+        """``DELETE /repos/{o}/{r}/git/refs/heads/{branch}``; a branch that is already gone
+        (404, or 422 "Reference does not exist") is fine."""
+        owner, name = split_repo(repo)
+        url = f"{self._api}/repos/{owner}/{name}/git/refs/heads/{quote(branch, safe='/')}"
+        what = f"delete branch {branch} of {repo}"
+
+        def once() -> None:
+            response = self._session.delete(url)
+            gone = response.status_code == 404 or (
+                response.status_code == 422 and "does not exist" in response.text.lower())
+            if not gone:
+                check(response, what)
+
+        self._retrying(what, lambda: self._write(what, once))
 
     def add_labels(self, repo: str, number: int, labels: list[str]) -> None:
         """``POST .../issues/{n}/labels``: adds, keeps the labels already there."""

@@ -1,4 +1,6 @@
-"""GitHub's webhooks: verify ``X-Hub-Signature-256`` and normalise five kinds of delivery.
+"""GitHub's webhooks: verify ``X-Hub-Signature-256`` and normalise the deliveries the bot
+acts on (labels added and removed, issues closed, comments, pushes, pull requests closed,
+reviews and review comments).
 
 Headers: ``X-GitHub-Event`` (the event), ``X-GitHub-Delivery`` (a GUID that a redelivery
 keeps), ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>``. Deliveries
@@ -17,7 +19,9 @@ from typing import Any
 from bot.events import (
     CommentCreated,
     Event,
+    IssueClosed,
     IssueLabeled,
+    IssueUnlabeled,
     PullClosed,
     Pushed,
     Repo,
@@ -97,6 +101,26 @@ def _labeled(fields: Fields) -> IssueLabeled:
     )
 
 
+def _unlabeled(fields: Fields) -> IssueUnlabeled:
+    return IssueUnlabeled(
+        repo=_repo(fields),
+        number=fields.integer("issue.number"),
+        label=fields.text("label.name"),
+        sender=fields.text("sender.login"),
+        labels=_label_names(fields),  # what is left after the removal
+    )
+
+
+def _issue_closed(fields: Fields) -> IssueClosed | None:
+    if fields.find("issue.pull_request") is not None:
+        return None  # a pull request's issue; pull_request/closed covers it
+    return IssueClosed(
+        repo=_repo(fields),
+        number=fields.integer("issue.number"),
+        sender=fields.text("sender.login"),
+    )
+
+
 def _comment_created(fields: Fields) -> CommentCreated:
     return CommentCreated(
         repo=_repo(fields),
@@ -147,6 +171,7 @@ def _pull_closed(fields: Fields) -> PullClosed:
         head=fields.text("pull_request.head.ref"),
         merged=fields.find("pull_request.merged") is True,
         sender=fields.text("sender.login"),
+        url=fields.text("pull_request.html_url", optional=True),
     )
 
 
@@ -160,14 +185,37 @@ def _review_submitted(fields: Fields) -> ReviewSubmitted | None:
         state=state,
         body=fields.text("review.body", optional=True),
         author=fields.text("review.user.login"),
+        review_id=fields.optional_integer("review.id"),
+    )
+
+
+def _review_comment(fields: Fields) -> ReviewSubmitted:
+    """A comment on a line of a pull request's diff: feedback as much as a review's body,
+    so it is a ``commented`` review that says which file and line it is about."""
+    path = fields.text("comment.path", optional=True)
+    line = fields.optional_integer("comment.line") or fields.optional_integer(
+        "comment.original_line")
+    where = f"{path}:{line}" if path and line else path
+    body = fields.text("comment.body", optional=True)
+    return ReviewSubmitted(
+        repo=_repo(fields),
+        number=fields.integer("pull_request.number"),
+        state="commented",
+        body=f"{where}: {body}" if where else body,
+        author=fields.text("comment.user.login"),
+        review_id=fields.optional_integer("comment.id"),
+        kind="comment",
     )
 
 
 # (X-GitHub-Event, action) -> handler; a push has no action. Everything else starts nothing.
 _HANDLERS: dict[tuple[str, str], Callable[[Fields], Event | None]] = {
     ("issues", "labeled"): _labeled,
+    ("issues", "unlabeled"): _unlabeled,
+    ("issues", "closed"): _issue_closed,
     ("issue_comment", "created"): _comment_created,
     ("push", ""): _pushed,
     ("pull_request", "closed"): _pull_closed,
     ("pull_request_review", "submitted"): _review_submitted,
+    ("pull_request_review_comment", "created"): _review_comment,
 }

@@ -156,6 +156,24 @@ class GitLabClient:
             author=_text(author if isinstance(author, dict) else {}, "username", where),
         )
 
+    def close_issue(self, repo: str, number: int, comment: str | None = None) -> None:
+        """A note (when ``comment`` is given), then ``PUT .../issues/:iid`` with
+        ``state_event=close``; closing a closed issue changes nothing."""
+        if comment is not None:
+            self.comment(repo, number, comment)
+        with _api(f"close issue #{number} of {repo}"):
+            self._project(repo).issues.update(number, {"state_event": "close"})
+
+    def delete_branch(self, repo: str, branch: str) -> None:
+        """``DELETE /projects/:id/repository/branches/:branch``; a branch that is already
+        gone (404) is fine."""
+        try:
+            with _api(f"delete branch {branch} of {repo}"):
+                self._project(repo).branches.delete(branch)
+        except ForgeError as exc:
+            if _status_of(exc) != 404:
+                raise
+
     # ------------------------------------------------------------------ merge requests
 
     def find_pull(self, repo: str, head: str) -> PullRequest | None:

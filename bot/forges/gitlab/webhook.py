@@ -1,4 +1,4 @@
-"""GitLab's webhooks: check ``X-Gitlab-Token`` and normalise four kinds of delivery.
+"""GitLab's webhooks: check ``X-Gitlab-Token`` and normalise the deliveries the bot acts on.
 
 Headers (FORGES.md §2.1): ``X-Gitlab-Event`` (``Issue Hook``, ``Note Hook``, ``Push Hook``,
 ``Merge Request Hook``, ...), ``X-Gitlab-Token`` (the configured secret, verbatim: GitLab
@@ -19,7 +19,9 @@ from typing import Any
 from bot.events import (
     CommentCreated,
     Event,
+    IssueClosed,
     IssueLabeled,
+    IssueUnlabeled,
     PullClosed,
     Pushed,
     Repo,
@@ -64,22 +66,24 @@ def parse(
 ) -> Event | None:
     """The normalised event, or None for a delivery that starts nothing.
 
-    An Issue Hook can add several labels at once, but an ``IssueLabeled`` names one: the
-    first added label that is in ``trigger_labels``, else the first added label (in
-    GitLab's order). ``labels`` always holds every current label.
+    An Issue Hook can add and remove several labels at once, but an ``IssueLabeled`` or
+    ``IssueUnlabeled`` names one: the first change of a label in ``trigger_labels``, else
+    the first change (added labels first, in GitLab's order). ``labels`` always holds
+    every current label.
 
     Raises ``ForgeError`` when the body is not a JSON object, or when a delivery the bot
     handles misses a field it needs (the message names the field).
     """
     events = parse_all(headers, body)
     for event in events:
-        if isinstance(event, IssueLabeled) and event.label in trigger_labels:
+        if isinstance(event, IssueLabeled | IssueUnlabeled) and event.label in trigger_labels:
             return event
     return events[0] if events else None
 
 
 def parse_all(headers: Mapping[str, str], body: bytes) -> list[Event]:
-    """Every event in the delivery: one ``IssueLabeled`` per added label, else at most one."""
+    """Every event in the delivery: one ``IssueLabeled`` per added label and one
+    ``IssueUnlabeled`` per removed label, else at most one."""
     kind = event_kind(headers)
     payload = load_object(body, f"gitlab webhook '{kind}'")
     attributes = payload.get("object_attributes")
@@ -98,29 +102,34 @@ def _repo(fields: Fields) -> Repo:
     )
 
 
-def _labeled(fields: Fields) -> list[Event]:
-    """An Issue Hook whose ``changes.labels`` gained labels: one event per added label."""
-    if fields.find("changes.labels") is None:
-        return []  # a title, description or assignee edit
+def _issue_hook(fields: Fields) -> list[Event]:
+    """An Issue Hook: closed, or labels changed (``changes.labels`` previous → current)."""
     if fields.find("object_attributes.confidential") is True:
         return []
-    if fields.text("object_attributes.state", optional=True) == "closed":
-        return []  # labels tidied on a closed issue start no work
-    previous = set(fields.names("changes.labels.previous", "title"))
-    current = fields.names("changes.labels.current", "title")
-    added = [title for title in current if title not in previous]
-    if not added:
-        return []  # only removals
     repo = _repo(fields)
     number = fields.integer("object_attributes.iid")  # iid: the number people see; id is global
+    sender = fields.text("user.username")  # the actor; the author is only a numeric id here
+    if fields.text("object_attributes.action", optional=True) == "close":
+        # Labels changed in the same edit no longer matter: the issue is done.
+        return [IssueClosed(repo=repo, number=number, sender=sender)]
+    if fields.find("changes.labels") is None:
+        return []  # a title, description or assignee edit
+    if fields.text("object_attributes.state", optional=True) == "closed":
+        return []  # labels tidied on a closed issue start no work
+    previous = fields.names("changes.labels.previous", "title")
+    current = fields.names("changes.labels.current", "title")
+    added = [title for title in current if title not in previous]
+    removed = [title for title in previous if title not in current]
     title = fields.text("object_attributes.title")
     body = fields.text("object_attributes.description", optional=True)
-    sender = fields.text("user.username")  # the actor; the author is only a numeric id here
-    return [
+    events: list[Event] = [
         IssueLabeled(repo=repo, number=number, title=title, body=body, label=label,
                      sender=sender, labels=current)
         for label in added
     ]
+    events += [IssueUnlabeled(repo=repo, number=number, label=label, sender=sender,
+                              labels=current) for label in removed]
+    return events
 
 
 def _note(fields: Fields) -> list[Event]:
@@ -130,6 +139,8 @@ def _note(fields: Fields) -> list[Event]:
     if fields.text("object_attributes.action", optional=True) not in ("", "create"):
         return []  # 16.11+ also sends edits ("update"); older versions send no action
     noteable = fields.text("object_attributes.noteable_type")
+    if noteable == "MergeRequest" and fields.find("object_attributes.type") == "DiffNote":
+        return [_diff_note(fields)]
     if noteable == "MergeRequest":
         number, is_pull = fields.integer("merge_request.iid"), True
     elif noteable == "Issue":
@@ -146,6 +157,24 @@ def _note(fields: Fields) -> list[Event]:
         is_pull=is_pull,
         comment_id=fields.optional_integer("object_attributes.id"),
     )]
+
+
+def _diff_note(fields: Fields) -> ReviewSubmitted:
+    """A note on a line of a merge request's diff: GitLab's review comment. It becomes a
+    ``commented`` review that names the file and line it is about."""
+    path = fields.text("object_attributes.position.new_path", optional=True)
+    line = fields.optional_integer("object_attributes.position.new_line")
+    where = f"{path}:{line}" if path and line else path
+    note = fields.text("object_attributes.note", optional=True)
+    return ReviewSubmitted(
+        repo=_repo(fields),
+        number=fields.integer("merge_request.iid"),
+        state="commented",
+        body=f"{where}: {note}" if where else note,
+        author=fields.text("user.username"),
+        review_id=fields.optional_integer("object_attributes.id"),
+        kind="comment",
+    )
 
 
 def _union(fields: Fields, commits: list[dict[str, Any]], key: str) -> tuple[str, ...]:
@@ -184,6 +213,7 @@ def _pull_closed(fields: Fields) -> list[Event]:
         head=fields.text("object_attributes.source_branch"),
         merged=fields.text("object_attributes.action") == "merge",
         sender=fields.text("user.username"),
+        url=fields.text("object_attributes.url", optional=True),
     )]
 
 
@@ -203,7 +233,7 @@ def _approved(fields: Fields) -> list[Event]:
 # (X-Gitlab-Event, object_attributes.action) -> handler; "*" matches any action (a push has
 # none). Confidential hooks, tag pushes, system hooks and every other pair start nothing.
 _HANDLERS: dict[tuple[str, str], Callable[[Fields], list[Event]]] = {
-    ("Issue Hook", "*"): _labeled,
+    ("Issue Hook", "*"): _issue_hook,
     ("Note Hook", "*"): _note,
     ("Push Hook", "*"): _pushed,
     ("Merge Request Hook", "merge"): _pull_closed,

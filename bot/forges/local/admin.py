@@ -37,6 +37,7 @@ INITIAL_AUTHOR = gitops.Identity("forgebot local", "local@forgebot.invalid")
 """Who makes the first commit of a repository created by :func:`init_repo`."""
 
 _IGNORED = shutil.ignore_patterns(".git", "__pycache__")
+REVIEW_STATES = ("approved", "changes_requested", "commented")
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,41 @@ def add_label(root: Path, full_name: str, number: int, label: str, sender: str) 
     return [Delivery("issues", _issues_event(layout, doc, "labeled", sender, label))]
 
 
+def remove_label(
+    root: Path, full_name: str, number: int, label: str, sender: str
+) -> list[Delivery]:
+    """Remove ``label`` from issue ``number``; return the ``issues``/``unlabeled`` delivery
+    (none when the issue did not have it, as on GitHub)."""
+    layout = RepoLayout.of(root, full_name).require()
+    path = layout.item_path(ISSUES, number)
+    with layout.lock():
+        if not path.is_file():
+            raise ForgeError(f"{full_name} has no issue #{number} (labels go on issues only)")
+        doc = read_document(path)
+        labels = [str(name) for name in doc.front.get("labels") or []]
+        if label not in labels:
+            return []
+        doc = Document({**doc.front, "labels": [x for x in labels if x != label]}, doc.body)
+        write_document(path, doc)
+    return [Delivery("issues", _issues_event(layout, doc, "unlabeled", sender, label))]
+
+
+def close_issue(root: Path, full_name: str, number: int, sender: str) -> list[Delivery]:
+    """Close issue ``number``; return the ``issues``/``closed`` delivery (none when it was
+    closed already)."""
+    layout = RepoLayout.of(root, full_name).require()
+    path = layout.item_path(ISSUES, number)
+    with layout.lock():
+        if not path.is_file():
+            raise ForgeError(f"{full_name} has no issue #{number}")
+        doc = read_document(path)
+        if doc.front.get("state") == "closed":
+            return []
+        doc = Document({**doc.front, "state": "closed", "closed": now()}, doc.body)
+        write_document(path, doc)
+    return [Delivery("issues", _issues_event(layout, doc, "closed", sender))]
+
+
 def add_comment(root: Path, full_name: str, number: int, body: str, author: str) -> list[Delivery]:
     """Comment on issue or pull request ``number``; return the ``issue_comment`` delivery."""
     layout = RepoLayout.of(root, full_name).require()
@@ -226,6 +262,147 @@ def show_pull(root: Path, full_name: str, number: int) -> tuple[dict[str, Any], 
             f"cannot diff pull request #{number} ({base}...{head}): a branch may be gone"
         ) from exc
     return doc.front, doc.body, diff
+
+
+def merge_pull(root: Path, full_name: str, number: int, sender: str) -> list[Delivery]:
+    """Merge open pull request ``number`` with a merge commit on its base branch (as
+    ``sender``), mark it merged, and return the ``pull_request``/``closed`` delivery with
+    ``merged: true``. A conflict is a ``ForgeError`` and changes nothing."""
+    layout, doc = _open_pull(root, full_name, number)
+    base, head = str(doc.front["base"]), str(doc.front["head"])
+    identity = gitops.Identity(sender, f"{sender}@forgebot.invalid")
+    with layout.lock():
+        try:
+            merged = _merge_commit(layout, base, head, f"Merge pull request #{number} from "
+                                   f"{head}", identity)
+        except GitError as exc:
+            raise ForgeError(f"cannot merge pull request #{number} ({head} into {base}): "
+                             f"{exc}") from exc
+        doc = Document({**doc.front, "state": "merged", "merged": True, "merge_commit": merged,
+                        "merged_by": sender, "closed": now()}, doc.body)
+        write_document(layout.item_path(PULLS, number), doc)
+    pull = webhook.pull_payload(number, head, base, merged=True,
+                                url=layout.item_path(PULLS, number).absolute().as_uri())
+    return [Delivery("pull_request", webhook.pull_closed_event(_repository(layout), pull, sender))]
+
+
+def close_pull(root: Path, full_name: str, number: int, sender: str) -> list[Delivery]:
+    """Close open pull request ``number`` without merging; return the
+    ``pull_request``/``closed`` delivery with ``merged: false``."""
+    layout, doc = _open_pull(root, full_name, number)
+    with layout.lock():
+        doc = Document({**doc.front, "state": "closed", "merged": False, "closed": now()},
+                       doc.body)
+        write_document(layout.item_path(PULLS, number), doc)
+    pull = webhook.pull_payload(number, str(doc.front["head"]), str(doc.front["base"]),
+                                merged=False,
+                                url=layout.item_path(PULLS, number).absolute().as_uri())
+    return [Delivery("pull_request", webhook.pull_closed_event(_repository(layout), pull, sender))]
+
+
+def review_pull(
+    root: Path, full_name: str, number: int, *, state: str, body: str, author: str
+) -> list[Delivery]:
+    """Submit a review (``approved``, ``changes_requested`` or ``commented``) on pull
+    request ``number``: kept as a comment whose front matter names the review state, and
+    announced as a ``pull_request_review``/``submitted`` delivery."""
+    if state not in REVIEW_STATES:
+        raise ForgeError(f"unknown review state {state!r}: expected one of {REVIEW_STATES}")
+    layout, doc = _open_pull(root, full_name, number)
+    path = write_comment(layout, number, author, body)
+    review = read_document(path)
+    write_document(path, Document({**review.front, "review": state}, review.body))
+    review_id = int(path.stem.partition("-")[2])
+    pull = webhook.pull_payload(number, str(doc.front["head"]), str(doc.front["base"]),
+                                merged=False)
+    payload = webhook.review_event(_repository(layout), pull, review_id,
+                                   state=state, body=body, author=author)
+    return [Delivery("pull_request_review", payload)]
+
+
+def push_files(
+    root: Path, full_name: str, branch: str, files: dict[str, str], *, message: str,
+    pusher: str,
+) -> list[Delivery]:
+    """Commit ``files`` (path → new text) on top of ``branch`` as ``pusher`` and push it,
+    as a person would; return the ``push`` delivery."""
+    layout = RepoLayout.of(root, full_name).require()
+    ref = f"refs/heads/{branch}"
+    identity = gitops.Identity(pusher, f"{pusher}@forgebot.invalid")
+    with tempfile.TemporaryDirectory(prefix="forgebot-push-") as tmp:
+        tree = Path(tmp) / "tree"
+        try:
+            before = gitops.run(["rev-parse", "--verify", "--end-of-options", ref],
+                                cwd=layout.git_dir).strip()
+            gitops.run(["clone", "--quiet", "--branch", branch, "--", str(layout.git_dir),
+                        str(tree)])
+            for name, text in files.items():
+                _write_inside(tree, name, text)
+            if not gitops.run(["status", "--porcelain"], cwd=tree).strip():
+                raise ForgeError(f"the push to {branch} of {full_name} changes no file")
+            after = gitops.commit(tree, message, identity)
+            status = gitops.run(["diff", "--name-status", "--no-renames", before, after],
+                                cwd=tree)
+            gitops.run(["push", "--quiet", "origin", f"HEAD:{ref}"], cwd=tree)
+        except GitError as exc:
+            raise ForgeError(f"cannot push to {branch} of {full_name}: {exc}") from exc
+    changed: dict[str, list[str]] = {"A": [], "M": [], "D": []}
+    for line in status.splitlines():
+        kind, _, name = line.partition("\t")
+        changed.setdefault(kind[:1], []).append(name)
+    commit = {"id": after, "added": changed["A"], "modified": changed["M"],
+              "removed": changed["D"]}
+    payload = webhook.push_event(_repository(layout), ref, before, after,
+                                 pusher=pusher, commits=[commit])
+    return [Delivery("push", payload)]
+
+
+def _write_inside(tree: Path, name: str, text: str) -> None:
+    """Write ``tree/name``: never outside the checkout, into .git, or through a link (a
+    repository may hold a committed symbolic link). Raises ForgeError."""
+    parts = name.split("/")
+    if (not name or name.startswith("/") or "\\" in name
+            or any(p in ("", ".", "..") or p.lower() == ".git" for p in parts)):
+        raise ForgeError(f"{name!r} is not a path inside the repository")
+    location = tree
+    for part in parts[:-1]:
+        location = location / part
+        if location.is_symlink() or (location.exists() and not location.is_dir()):
+            raise ForgeError(f"{name!r}: {part!r} is not a folder of the repository")
+        location.mkdir(exist_ok=True)
+    target = location / parts[-1]
+    if target.is_symlink() or target.is_dir():
+        raise ForgeError(f"{name!r} is a link or a folder in the repository")
+    target.write_text(text, encoding="utf-8")
+
+
+def _open_pull(root: Path, full_name: str, number: int) -> tuple[RepoLayout, Document]:
+    layout = RepoLayout.of(root, full_name).require()
+    path = layout.item_path(PULLS, number)
+    if not path.is_file():
+        raise ForgeError(f"{full_name} has no pull request #{number}")
+    doc = read_document(path)
+    if doc.front.get("state") != "open":
+        raise ForgeError(f"pull request #{number} of {full_name} is {doc.front.get('state')}")
+    return layout, doc
+
+
+def _merge_commit(
+    layout: RepoLayout, base: str, head: str, message: str, identity: gitops.Identity
+) -> str:
+    """Merge ``head`` into ``base`` inside the bare repository (no worktree): ``merge-tree``
+    writes the merged tree, ``commit-tree`` the merge commit, and ``update-ref`` moves
+    ``base`` only if nobody moved it meanwhile. Returns the merge commit."""
+    git_dir = layout.git_dir
+    base_sha = gitops.run(["rev-parse", "--verify", f"refs/heads/{base}"], cwd=git_dir).strip()
+    head_sha = gitops.run(["rev-parse", "--verify", f"refs/heads/{head}"], cwd=git_dir).strip()
+    tree = gitops.run(["merge-tree", "--write-tree", base_sha, head_sha], cwd=git_dir)
+    env = {"GIT_AUTHOR_NAME": identity.name, "GIT_AUTHOR_EMAIL": identity.email,
+           "GIT_COMMITTER_NAME": identity.name, "GIT_COMMITTER_EMAIL": identity.email}
+    merged = gitops.run(["commit-tree", tree.splitlines()[0].strip(), "-p", base_sha,
+                         "-p", head_sha, "-F", "-"], cwd=git_dir, env=env, stdin=message).strip()
+    gitops.run(["update-ref", f"refs/heads/{base}", merged, base_sha], cwd=git_dir)
+    return merged
 
 
 # ---------------------------------------------------------------------- delivery

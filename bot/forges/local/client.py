@@ -11,6 +11,7 @@ from bot import gitops
 from bot.errors import ForgeError, GitError
 from bot.forges.base import Issue, NewPull, PullRequest
 from bot.forges.local.layout import (
+    ISSUES,
     PULLS,
     Document,
     RepoLayout,
@@ -108,9 +109,44 @@ class LocalClient:
             write_document(path, updated)
         return _pull(layout, updated)
 
-    def comment(self, repo: str, number: int, body: str) -> None:
-        """Comment on issue or pull request ``number`` as the bot user."""
+    def comment(self, repo: str, number: int, body: str, *, pull: bool = False) -> None:
+        """Comment on issue or pull request ``number`` as the bot user (one numbering, so
+        ``pull`` changes nothing)."""
         add_comment(self._repo(repo), number, self.bot_user, body)
+
+    def close_issue(self, repo: str, number: int, comment: str | None = None) -> None:
+        """The comment (when given), then ``state: closed`` in the issue's front matter."""
+        layout = self._repo(repo)
+        path = layout.item_path(ISSUES, number)
+        if not path.is_file():
+            raise ForgeError(f"{repo} has no issue #{number}")
+        if comment is not None:
+            add_comment(layout, number, self.bot_user, comment)
+        with layout.lock():
+            doc = read_document(path)
+            if doc.front.get("state") != "closed":
+                write_document(path, Document({**doc.front, "state": "closed",
+                                               "closed": now()}, doc.body))
+
+    def delete_branch(self, repo: str, branch: str) -> None:
+        """``git update-ref -d refs/heads/<branch>`` in the bare repository; a branch that
+        is not there is fine."""
+        layout = self._repo(repo)
+        try:
+            gitops.run(["check-ref-format", "--branch", branch])
+        except GitError as exc:
+            raise ForgeError(f"not a branch name: {branch!r}") from exc
+        ref = f"refs/heads/{branch}"
+        with layout.lock():
+            try:
+                gitops.run(["rev-parse", "--verify", "--quiet", "--end-of-options", ref],
+                           cwd=layout.git_dir)
+            except GitError:
+                return  # already gone
+            try:
+                gitops.run(["update-ref", "-d", ref], cwd=layout.git_dir)
+            except GitError as exc:
+                raise ForgeError(f"cannot delete branch {branch} of {repo}: {exc}") from exc
 
     def upsert_comment(self, repo: str, number: int, marker: str, body: str) -> None:
         """Rewrite the bot's comment on ``number`` that holds ``marker``, or add one."""
@@ -125,8 +161,12 @@ class LocalClient:
             # Still under the lock: two attempts racing cannot both add the comment.
             add_comment_locked(layout, number, self.bot_user, body)
 
-    def react(self, repo: str, number: int, comment_id: int | None, reaction: str) -> None:
-        """Record a reaction in ``reactions/<number>.yml`` (the local forge shows no UI)."""
+    def react(
+        self, repo: str, number: int, comment_id: int | None, reaction: str, *,
+        pull: bool = False,
+    ) -> None:
+        """Record a reaction in ``reactions/<number>.yml`` (the local forge shows no UI);
+        ``comment_id`` None means the issue or pull request itself."""
         layout = self._repo(repo)
         require_item(layout, number)
         path = layout.meta_dir / "reactions" / f"{number}.yml"

@@ -1,10 +1,16 @@
 """The local forge's webhooks: our own format, modelled on GitHub's.
 
-Headers: ``X-Forgebot-Event`` (``issues``, ``issue_comment``), ``X-Forgebot-Delivery``
-(a uuid4), ``X-Forgebot-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>``.
+Headers: ``X-Forgebot-Event`` (``issues``, ``issue_comment``, ``pull_request``,
+``pull_request_review``, ``push``), ``X-Forgebot-Delivery`` (a uuid4),
+``X-Forgebot-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>``.
 Bodies carry ``action``, ``repository {full_name, default_branch}``, ``issue {number,
 title, body, labels[{name}], user{login}, pull_request?}``, ``label {name}``,
-``comment {body, user{login}}`` and ``sender {login}``.
+``comment {id, body, user{login}}``, ``pull_request {number, head{ref}, base{ref},
+merged}``, ``review {id, state, body, user{login}}`` and ``sender {login}``; a push carries
+``ref``, ``before``, ``after``, ``pusher {name}`` and ``commits[{id, added, modified,
+removed}]`` instead. Handled: ``issues`` ``labeled``/``unlabeled``/``closed``,
+``issue_comment`` ``created``, ``pull_request`` ``closed``, ``pull_request_review``
+``submitted`` and ``push``.
 
 This module both reads deliveries (verify, parse) and writes them (the payload
 builders the ``forgebot local`` commands use), so the format is defined in one place.
@@ -16,7 +22,17 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.events import CommentCreated, Event, IssueLabeled, Repo
+from bot.events import (
+    CommentCreated,
+    Event,
+    IssueClosed,
+    IssueLabeled,
+    IssueUnlabeled,
+    PullClosed,
+    Pushed,
+    Repo,
+    ReviewSubmitted,
+)
 from bot.forges.payload import Fields, load_object, where
 from bot.forges.verify import get_header, sign_sha256, verify_hmac_sha256
 
@@ -76,6 +92,21 @@ def _labeled(fields: Fields) -> IssueLabeled:
     )
 
 
+def _unlabeled(fields: Fields) -> IssueUnlabeled:
+    return IssueUnlabeled(
+        repo=_repo(fields),
+        number=fields.integer("issue.number"),
+        label=fields.text("label.name"),
+        sender=fields.text("sender.login"),
+        labels=fields.names("issue.labels", required=True),
+    )
+
+
+def _issue_closed(fields: Fields) -> IssueClosed:
+    return IssueClosed(repo=_repo(fields), number=fields.integer("issue.number"),
+                       sender=fields.text("sender.login"))
+
+
 def _comment_created(fields: Fields) -> CommentCreated:
     return CommentCreated(
         repo=_repo(fields),
@@ -83,13 +114,62 @@ def _comment_created(fields: Fields) -> CommentCreated:
         body=fields.text("comment.body"),
         author=fields.text("comment.user.login"),
         is_pull=fields.find("issue.pull_request") is not None,
+        comment_id=fields.optional_integer("comment.id"),
+    )
+
+
+def _pull_closed(fields: Fields) -> PullClosed:
+    return PullClosed(
+        repo=_repo(fields),
+        number=fields.integer("pull_request.number"),
+        head=fields.text("pull_request.head.ref"),
+        merged=fields.find("pull_request.merged") is True,
+        sender=fields.text("sender.login"),
+        url=fields.text("pull_request.url", optional=True),
+    )
+
+
+def _reviewed(fields: Fields) -> ReviewSubmitted:
+    return ReviewSubmitted(
+        repo=_repo(fields),
+        number=fields.integer("pull_request.number"),
+        state=fields.text("review.state"),
+        body=fields.text("review.body", optional=True),
+        author=fields.text("review.user.login"),
+        review_id=fields.optional_integer("review.id"),
+    )
+
+
+def _pushed(fields: Fields) -> Pushed:
+    commits = fields.items("commits")
+
+    def union(key: str) -> tuple[str, ...]:
+        paths: dict[str, None] = {}
+        for index, commit in enumerate(commits):
+            paths.update(dict.fromkeys(fields.strings(commit, key, f"commits[{index}]")))
+        return tuple(paths)
+
+    return Pushed(
+        repo=_repo(fields),
+        ref=fields.text("ref"),
+        before=fields.text("before"),
+        after=fields.text("after"),
+        pusher=fields.text("pusher.name"),
+        added=union("added"),
+        modified=union("modified"),
+        removed=union("removed"),
     )
 
 
 # (event header, action) -> handler; everything else starts nothing.
 _HANDLERS: dict[tuple[str, str], Callable[[Fields], Event]] = {
     ("issues", "labeled"): _labeled,
+    ("issues", "unlabeled"): _unlabeled,
+    ("issues", "closed"): _issue_closed,
     ("issue_comment", "created"): _comment_created,
+    ("pull_request", "closed"): _pull_closed,
+    ("pull_request_review", "submitted"): _reviewed,
+    ("push", ""): _pushed,
 }
 
 
@@ -128,15 +208,55 @@ def issues_event(
     return payload
 
 
-def comment_event(repository: Payload, issue: Payload, body: str, author: str) -> Payload:
+def comment_event(
+    repository: Payload, issue: Payload, body: str, author: str, comment_id: int | None = None
+) -> Payload:
     """The body of an ``issue_comment`` / ``created`` delivery."""
+    comment: Payload = {"body": body, "user": {"login": author}}
+    if comment_id is not None:
+        comment["id"] = comment_id
     return {
         "action": "created",
         "repository": repository,
         "issue": issue,
-        "comment": {"body": body, "user": {"login": author}},
+        "comment": comment,
         "sender": {"login": author},
     }
+
+
+def pull_payload(number: int, head: str, base: str, *, merged: bool, url: str = "") -> Payload:
+    """The ``pull_request`` object of ``pull_request`` and review deliveries."""
+    return {"number": number, "head": {"ref": head}, "base": {"ref": base}, "merged": merged,
+            "url": url}
+
+
+def pull_closed_event(repository: Payload, pull: Payload, sender: str) -> Payload:
+    """The body of a ``pull_request`` / ``closed`` delivery (``pull.merged`` tells which)."""
+    return {"action": "closed", "repository": repository, "pull_request": pull,
+            "sender": {"login": sender}}
+
+
+def review_event(
+    repository: Payload, pull: Payload, review_id: int, *, state: str, body: str, author: str
+) -> Payload:
+    """The body of a ``pull_request_review`` / ``submitted`` delivery."""
+    return {
+        "action": "submitted",
+        "repository": repository,
+        "pull_request": pull,
+        "review": {"id": review_id, "state": state, "body": body, "user": {"login": author}},
+        "sender": {"login": author},
+    }
+
+
+def push_event(
+    repository: Payload, ref: str, before: str, after: str, *, pusher: str,
+    commits: list[Payload],
+) -> Payload:
+    """The body of a ``push`` delivery; ``commits`` carry ``id``, ``added``, ``modified``
+    and ``removed``."""
+    return {"ref": ref, "before": before, "after": after, "repository": repository,
+            "pusher": {"name": pusher}, "commits": commits, "sender": {"login": pusher}}
 
 
 def signed_headers(secret: str, event: str, body: bytes) -> dict[str, str]:
