@@ -1,0 +1,6 @@
+package kv
+
+import "errors"
+
+// ErrEmptyKey is returned by Set for an empty key.
+var ErrEmptyKey = errors.New("kv: empty key")
