@@ -138,6 +138,91 @@ def jobs(ctx: click.Context, job_id: int | None, as_json: bool) -> None:
         click.echo(f"  {e['at']}  {e['kind']:<18} {json.dumps(e['data'])}")
 
 
+@main.command()
+@click.argument("job_id", type=int)
+@click.option("--attempt", type=int, default=None, help="Only this attempt number.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def transcript(ctx: click.Context, job_id: int, attempt: int | None, as_json: bool) -> None:
+    """Show a job's transcript: the prompts, the model's replies and the tool results, with
+    token counts and timings. Stored redacted; the issue text in it is untrusted."""
+    from bot.store import open_store
+
+    store = open_store(_settings(ctx).store_url)
+    if store.get_job(job_id) is None:
+        _fail(f"no job {job_id}")
+    entries = store.transcript(job_id, attempt)
+    if as_json:
+        click.echo(json.dumps(entries, indent=2))
+        return
+    if not entries:
+        click.echo(f"job {job_id} has no transcript" + (f" for attempt {attempt}" if attempt
+                                                        else ""))
+        return
+    for e in entries:
+        meta = " ".join(f"{k}={v}" for k, v in sorted(e["meta"].items()))
+        click.echo(f"=== attempt {e['attempt']} · {e['kind']} · {e['at']} {meta}".rstrip())
+        click.echo(e["content"])
+
+
+@main.command("eval")
+@click.argument("suite", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--only", "only", multiple=True, metavar="NAME",
+              help="Run only this task (repeatable).")
+@click.option("--provider", type=click.Choice(["llama-cpp", "openai", "replay"]), default=None,
+              help="Model provider (default: the configured one); replay answers from each "
+                   "task's replay.yml.")
+@click.option("--max-iterations", type=click.IntRange(1, 20), default=None,
+              help="Agent iterations per attempt (default: agent.max_iterations; the policy's "
+                   "limits.max_iterations still caps it).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where each task's forge and store are kept (default: a temporary folder "
+                   "under var/eval, removed at the end).")
+@click.option("--timeout", default=1800.0, show_default=True,
+              help="Seconds per task, from filing the issue to the job's end.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also write the results as JSON to this file.")
+@click.pass_context
+def eval_suite(ctx: click.Context, suite: Path, only: tuple[str, ...], provider: str | None,
+               max_iterations: int | None, data_dir: Path | None, timeout: float,
+               json_path: Path | None) -> None:
+    """Run the bot on every task of SUITE and grade it with the hidden tests.
+
+    Exit 0 when every task ran (resolved or not), 1 when a task was invalid or could not run.
+    """
+    import shutil
+    import tempfile
+
+    from bot.eval.harness import EvalOptions, run_suite
+    from bot.eval.results import render_table
+    from bot.eval.tasks import load_suite
+
+    settings = _settings(ctx)
+    try:
+        tasks = load_suite(suite, only)
+    except ForgebotError as exc:
+        _fail(str(exc))
+    if data_dir is None:
+        Path("var/eval").mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix="run-", dir="var/eval")).resolve()
+    else:
+        root = data_dir.resolve()
+    options = EvalOptions(provider=provider, max_iterations=max_iterations, timeout_s=timeout)
+    try:
+        result = run_suite(settings, str(suite), tasks, root, options=options, on_result=lambda r: (
+            click.echo(f"forgebot: {r.name}: {r.outcome or r.status}"
+                       f"{', resolved' if r.resolved else ''}", err=True)))
+    except ForgebotError as exc:
+        _fail(str(exc))
+    finally:
+        if data_dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+    click.echo(render_table(result), nl=False)
+    if json_path is not None:
+        json_path.write_text(result.to_json(), encoding="utf-8")
+    sys.exit(1 if result.broken else 0)
+
+
 @main.group()
 def db() -> None:
     """The store's schema."""
@@ -326,6 +411,175 @@ def local_show_pull(ctx: click.Context, repo: str, number: int) -> None:
     click.echo(f"{meta.get('head')} -> {meta.get('base')}, {meta.get('state')}\n")
     click.echo(body.rstrip() + "\n")
     click.echo(diff)
+
+
+def _report(settings: Settings, deliveries: list[Any], done: str,
+            unchanged: str = "nothing changed, nothing sent") -> None:
+    """Say what the action did, then post its deliveries (none when it changed nothing,
+    as a real forge sends no event for a label that was not there)."""
+    click.echo(done if deliveries else unchanged)
+    _send(settings, deliveries)
+
+
+@local.command("unlabel")
+@_repo_option
+@click.argument("number", type=int)
+@click.argument("label")
+@click.option("--sender", default="demo-user", show_default=True)
+@click.pass_context
+def local_unlabel(ctx: click.Context, repo: str, number: int, label: str, sender: str) -> None:
+    """Remove LABEL from issue NUMBER and post the webhook."""
+    from bot.forges.local import admin
+
+    settings = _settings(ctx)
+    try:
+        deliveries = admin.remove_label(settings.local_root, repo, number, label, sender)
+        _report(settings, deliveries, f"label {label!r} removed from issue #{number}",
+                f"issue #{number} has no label {label!r}: nothing changed, nothing sent")
+    except ForgebotError as exc:
+        _fail(str(exc))
+
+
+@local.command("close-issue")
+@_repo_option
+@click.argument("number", type=int)
+@click.option("--sender", default="demo-user", show_default=True)
+@click.pass_context
+def local_close_issue(ctx: click.Context, repo: str, number: int, sender: str) -> None:
+    """Close issue NUMBER and post the webhook."""
+    from bot.forges.local import admin
+
+    settings = _settings(ctx)
+    try:
+        deliveries = admin.close_issue(settings.local_root, repo, number, sender)
+        _report(settings, deliveries, f"issue #{number} closed",
+                f"issue #{number} was already closed: nothing sent")
+    except ForgebotError as exc:
+        _fail(str(exc))
+
+
+@local.command("merge")
+@_repo_option
+@click.argument("number", type=int)
+@click.option("--sender", default="demo-user", show_default=True)
+@click.pass_context
+def local_merge(ctx: click.Context, repo: str, number: int, sender: str) -> None:
+    """Merge open pull request NUMBER into its base branch and post the webhook."""
+    from bot.forges.local import admin
+
+    settings = _settings(ctx)
+    try:
+        deliveries = admin.merge_pull(settings.local_root, repo, number, sender)
+        _report(settings, deliveries, f"pull request #{number} merged")
+    except ForgebotError as exc:
+        _fail(str(exc))
+
+
+@local.command("close-pull")
+@_repo_option
+@click.argument("number", type=int)
+@click.option("--sender", default="demo-user", show_default=True)
+@click.pass_context
+def local_close_pull(ctx: click.Context, repo: str, number: int, sender: str) -> None:
+    """Close open pull request NUMBER without merging it and post the webhook."""
+    from bot.forges.local import admin
+
+    settings = _settings(ctx)
+    try:
+        deliveries = admin.close_pull(settings.local_root, repo, number, sender)
+        _report(settings, deliveries, f"pull request #{number} closed without merging")
+    except ForgebotError as exc:
+        _fail(str(exc))
+
+
+@local.command("review")
+@_repo_option
+@click.argument("number", type=int)
+@click.option("--state", required=True,
+              type=click.Choice(["approved", "changes_requested", "commented"]))
+@click.option("--body", default="")
+@click.option("--author", default="demo-user", show_default=True)
+@click.pass_context
+def local_review(ctx: click.Context, repo: str, number: int, state: str, body: str,
+                 author: str) -> None:
+    """Submit a review on open pull request NUMBER and post the webhook."""
+    from bot.forges.local import admin
+
+    settings = _settings(ctx)
+    try:
+        deliveries = admin.review_pull(settings.local_root, repo, number, state=state,
+                                       body=body, author=author)
+        _report(settings, deliveries, f"review ({state}) submitted on pull request #{number}")
+    except ForgebotError as exc:
+        _fail(str(exc))
+
+
+def _repo_path(value: str, path: str) -> str:
+    """``path`` when it names a file inside a repository; ``BadParameter`` otherwise.
+
+    The path is joined to a checkout, so anything that could leave it (absolute, ``..``)
+    or write git's own files (``.git``) is refused.
+    """
+    parts = path.split("/")
+    if not path or path.startswith("/"):
+        raise click.BadParameter(f"{value!r}: PATH must be relative to the repository root",
+                                 param_hint="--file")
+    if any(part in ("", ".", "..") or part.lower() == ".git" for part in parts):
+        raise click.BadParameter(f"{value!r}: PATH may not contain empty, '.', '..' or '.git' "
+                                 "parts", param_hint="--file")
+    return path
+
+
+def parse_file_options(values: tuple[str, ...]) -> dict[str, str]:
+    """Read ``--file PATH=LOCALFILE`` values into ``{PATH: text of LOCALFILE}``.
+
+    Everything is read and checked before the forge is touched, so a bad value changes
+    nothing. LOCALFILE must be a UTF-8 text file; each PATH may appear once.
+    """
+    files: dict[str, str] = {}
+    for value in values:
+        path, sep, local_file = value.partition("=")
+        if not sep or not local_file:
+            raise click.BadParameter(f"{value!r}: expected PATH=LOCALFILE", param_hint="--file")
+        path = _repo_path(value, path)
+        if path in files:
+            raise click.BadParameter(f"{value!r}: {path} is given twice", param_hint="--file")
+        source = Path(local_file)
+        try:
+            files[path] = source.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise click.BadParameter(f"{value!r}: {source} is not UTF-8 text",
+                                     param_hint="--file") from None
+        except OSError as exc:
+            raise click.BadParameter(f"{value!r}: cannot read {source}: {exc.strerror}",
+                                     param_hint="--file") from None
+    return files
+
+
+@local.command("push")
+@_repo_option
+@click.argument("branch")
+@click.option("--file", "file_values", multiple=True, required=True, metavar="PATH=LOCALFILE",
+              help="Write LOCALFILE's text to PATH in the repository (repeatable).")
+@click.option("--message", required=True, help="The commit message.")
+@click.option("--pusher", default="demo-user", show_default=True)
+@click.pass_context
+def local_push(ctx: click.Context, repo: str, branch: str, file_values: tuple[str, ...],
+               message: str, pusher: str) -> None:
+    """Commit files on top of BRANCH as PUSHER, push it and post the webhook."""
+    from bot.forges.local import admin
+
+    settings = _settings(ctx)
+    files = parse_file_options(file_values)
+    try:
+        deliveries = admin.push_files(settings.local_root, repo, branch, files,
+                                      message=message, pusher=pusher)
+        _report(settings, deliveries, f"pushed {len(files)} file(s) to {branch}")
+    except ForgebotError as exc:
+        _fail(str(exc))
+    except OSError as exc:  # a PATH names a folder of the repository, or runs through a file
+        _fail(f"cannot push to {branch} of {repo}: a --file PATH clashes with the repository's "
+              f"files ({exc.strerror}); nothing was pushed")
 
 
 

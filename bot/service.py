@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Flask
 
+from bot.agent.llm import Closable
 from bot.config import Settings
 from bot.errors import SandboxError
 from bot.forges import build_forges
@@ -83,6 +84,11 @@ class Service:
         if self._listener is not None:
             self._listener.stop()
         self.dispatcher.stop(wait=True)
+        # The engine client's pooled connections, and the store's: a process that builds
+        # services one after another (tests, forgebot eval) must not pile them up.
+        if isinstance(self.runtime.sandbox, Closable):
+            self.runtime.sandbox.close()
+        self.store.engine.dispose()
 
 
 def make_sandbox(settings: Settings) -> Sandbox:

@@ -1,8 +1,9 @@
-"""Which files the model sees: the repository's file list and a budgeted selection of contents.
+"""Reading the repository safely, and scoring its files against an issue by keyword.
 
-Files named by the issue come first (by path, then by file name or stem), then files that
-contain identifiers the issue mentions, then small source files and tests. Reads stay under
-the working directory: symbolic links are listed nowhere and never followed.
+``score_file`` puts files named by the issue first (by path, then by file name or stem), then
+files that contain identifiers the issue mentions, then source files and tests; the agent
+blends it with the symbol graph's rank (``bot.agent.sources``). Reads stay under the working
+directory: symbolic links are listed nowhere and never followed.
 """
 
 from __future__ import annotations
@@ -43,8 +44,6 @@ SOURCE_SUFFIXES = frozenset(
 )  # fmt: skip
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 _PATHLIKE = re.compile(r"[\w./-]+\.[A-Za-z0-9]{1,8}")
-# Per-file framing in the prompt (path line and fences), counted against the budget.
-_FRAME_CHARS = 16
 # Common words of issue prose that would otherwise match half the files in a repository.
 _STOPWORDS = frozenset(
     {
@@ -58,40 +57,6 @@ _STOPWORDS = frozenset(
         "false", "none", "null", "self", "error", "value", "name", "data", "list", "default",
     }
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    path: str
-    text: str
-    score: int
-
-
-def gather_context(
-    workdir: Path, title: str, body: str, budget_chars: int
-) -> tuple[list[str], dict[str, str]]:
-    """The repository's text files (sorted) and the contents of the most relevant ones.
-
-    Skips ``.git`` and other generated folders, symbolic links, binary files and files over
-    100 KB. The contents returned total at most ``budget_chars`` characters (framing
-    included), chosen best-first; a file that does not fit is skipped for smaller ones.
-    """
-    root = workdir.resolve()
-    texts = dict(_read_tree(root))
-    files = sorted(texts)
-    terms = IssueTerms.of(f"{title}\n{body}")
-    ranked = sorted(
-        (_Candidate(path, text, score_file(path, text, terms)) for path, text in texts.items()),
-        key=lambda c: (-c.score, len(c.text), c.path),
-    )
-    chosen: dict[str, str] = {}
-    remaining = budget_chars
-    for candidate in ranked:
-        cost = len(candidate.text) + len(candidate.path) + _FRAME_CHARS
-        if cost <= remaining:
-            chosen[candidate.path] = candidate.text
-            remaining -= cost
-    return files, chosen
 
 
 @dataclass(frozen=True)
@@ -174,7 +139,8 @@ def _read_regular(path: Path, max_bytes: int) -> str | None:
         return None
 
 
-def _read_tree(root: Path) -> Iterator[tuple[str, str]]:
+def read_tree(root: Path) -> Iterator[tuple[str, str]]:
+    """(path, text) of every readable text file under ``root`` (see ``read_text``)."""
     for relative in _walk(root):
         text = _read_regular(root / relative, MAX_FILE_BYTES)
         if text is not None:

@@ -10,10 +10,12 @@ from bot.errors import ForgebotError
 class Outcome(StrEnum):
     SUBMITTED = "submitted"  # pull request opened, tests pass
     TESTS_FAILED = "tests_failed"  # draft pull request opened, tests fail
+    UNPROVEN = "unproven"  # draft pull request opened: tests pass, but none fails without it
     NO_CHANGES = "no_changes"  # the model changed nothing usable
     POLICY_BLOCKED = "policy_blocked"  # the policy gate stopped the change
     SECRET_FOUND = "secret_found"  # noqa: S105 - the secret gate stopped the change
     BUDGET_EXCEEDED = "budget_exceeded"  # iteration or time budget used up
+    CONTEXT_TOO_SMALL = "context_too_small"  # the model's window cannot hold the minimum prompt
     SANDBOX_ERROR = "sandbox_error"  # the sandbox could not run
     MODEL_ERROR = "model_error"  # the model could not be loaded or reached
     FORGE_ERROR = "forge_error"  # the forge or git refused
@@ -23,11 +25,12 @@ class Outcome(StrEnum):
     NO_TOOLCHAIN = "no_toolchain"  # nothing says how to test the repository
     SETUP_FAILED = "setup_failed"  # installing the repository's dependencies failed
     CANCELLED = "cancelled"
+    TAKEN_OVER = "taken_over"  # a person pushed to the bot's branch: the bot leaves it alone
 
     @property
     def failed(self) -> bool:
         """True when the job did not publish a pull request."""
-        return self not in (Outcome.SUBMITTED, Outcome.TESTS_FAILED)
+        return self not in (Outcome.SUBMITTED, Outcome.TESTS_FAILED, Outcome.UNPROVEN)
 
 
 class JobStopped(ForgebotError):

@@ -38,6 +38,8 @@ class Report:
     iterations: int = 0
     detail: str = ""
     pull_url: str | None = None
+    evidence: Sequence[str] = ()  # Markdown lines: which tests fail before and pass after
+    instructions: Sequence[str] = ()  # the repository's instruction files the agent was given
 
 
 def _tests_line(report: Report) -> str:
@@ -74,6 +76,12 @@ def pull_body(report: Report) -> str:
     ]
     if report.tests and report.tests.failures:
         lines += [f"  - `{f}`" for f in report.tests.failures[:10]]
+    if report.evidence:
+        lines += ["", "## Evidence (the change's tests on the base commit, then on the change)",
+                  *report.evidence]
+    if report.instructions:
+        used = ", ".join(f"`{path}`" for path in report.instructions)
+        lines += ["", f"Repository instructions followed: {used} (from the default branch)."]
     lines += [
         "",
         "## Gates",
@@ -84,6 +92,9 @@ def pull_body(report: Report) -> str:
     ]
     if report.outcome is Outcome.TESTS_FAILED:
         lines.insert(1, "> **Draft:** the tests fail on this change; it needs a human or `/retry`.")
+    elif report.outcome is Outcome.UNPROVEN:
+        lines.insert(1, "> **Draft:** the tests pass, but no test fails without this change, so "
+                     "nothing shows it does what the issue asks. It needs a human or `/retry`.")
     return "\n".join(lines) + "\n"
 
 
@@ -136,10 +147,12 @@ def status_comment(status: Status) -> str:
 _EXPLAIN = {
     Outcome.SUBMITTED: "opened a pull request; its tests pass",
     Outcome.TESTS_FAILED: "opened a draft pull request, but the tests fail on it",
+    Outcome.UNPROVEN: "opened a draft pull request: its tests pass, but no test fails without it",
     Outcome.NO_CHANGES: "did not produce a usable change, so nothing was pushed",
     Outcome.POLICY_BLOCKED: "stopped the change at the policy gate, so nothing was pushed",
     Outcome.SECRET_FOUND: "found what looks like a secret in the change, so nothing was pushed",
     Outcome.BUDGET_EXCEEDED: "ran out of its budget before finishing",
+    Outcome.CONTEXT_TOO_SMALL: "could not fit the task into the model's context window",
     Outcome.SANDBOX_ERROR: "could not run the sandbox",
     Outcome.MODEL_ERROR: "could not get an answer from the model",
     Outcome.FORGE_ERROR: "could not talk to the forge or push the branch",
@@ -149,6 +162,7 @@ _EXPLAIN = {
     Outcome.NO_TOOLCHAIN: "does not know how to run this repository's tests",
     Outcome.SETUP_FAILED: "could not install this repository's dependencies",
     Outcome.CANCELLED: "was cancelled",
+    Outcome.TAKEN_OVER: "left the branch alone: someone else has pushed to it",
 }
 
 

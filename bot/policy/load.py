@@ -17,7 +17,7 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -28,13 +28,17 @@ from bot.policy.glob import glob_match, literal_prefix
 from bot.policy.model import (
     Checks,
     ForbiddenPattern,
+    Lifecycle,
     Limits,
     Paths,
     Policy,
     Publish,
+    Review,
     Sandbox,
     Trigger,
 )
+
+_Section = TypeVar("_Section", Lifecycle, Review)
 
 # Policy files are a few hundred bytes; a bound keeps a hostile .forgebot.yml cheap to refuse.
 MAX_POLICY_BYTES = 64 * 1024
@@ -146,7 +150,7 @@ def merge_repo_policy(
     or ``publish.draft_when_failed`` may only be switched on; forbidden patterns are the
     bot-wide ones plus the repository's new names (a bot-wide name keeps its pattern);
     trigger labels may only be a subset of the bot-wide ones; the branch prefix may only
-    extend the bot-wide one.
+    extend the bot-wide one; a lifecycle or review switch may only be switched off.
     Everything that would loosen is left as in ``base`` and listed in ``ignored``.
     """
     merged = _deep_merge(base.model_dump(), repo_override)
@@ -159,8 +163,23 @@ def merge_repo_policy(
         checks=_merge_checks(base.checks, candidate.checks, ignored),
         publish=_merge_publish(base.publish, candidate.publish, ignored),
         sandbox=_merge_sandbox(base.sandbox, candidate.sandbox, ignored),
+        lifecycle=_merge_off_only(base.lifecycle, candidate.lifecycle, "lifecycle", ignored),
+        review=_merge_off_only(base.review, candidate.review, "review", ignored),
     )
     return MergeResult(policy, ignored)
+
+
+def _merge_off_only(base: _Section, wanted: _Section, section: str,
+                    ignored: list[Ignored]) -> _Section:
+    """A section of switches that act on the repository's behalf: the repository may turn
+    one off, never on."""
+    values: dict[str, bool] = {}
+    for name in type(base).model_fields:
+        have, want = getattr(base, name), getattr(wanted, name)
+        if want and not have:
+            ignored.append(Ignored(f"{section}.{name}", "the bot-wide policy turns this off"))
+        values[name] = have and want
+    return type(base)(**values)
 
 
 def _merge_trigger(base: Trigger, wanted: Trigger, ignored: list[Ignored]) -> Trigger:

@@ -227,6 +227,11 @@ class Checks(_Strict):
     """Gates a change must pass before it is published as ready."""
 
     tests_must_pass: bool = True
+    require_failing_test: bool = Field(
+        default=True,
+        description="The change must add or change a test that fails on the base commit and "
+        "passes with the change; otherwise the pull request is a draft (outcome unproven).",
+    )
     secret_scan: bool = True
     forbid_test_deletion: bool = True
     forbidden_patterns: tuple[ForbiddenPattern, ...] = Field(
@@ -242,6 +247,27 @@ class Publish(_Strict):
 
     draft_when_failed: bool = True
     branch_prefix: BranchPrefix = "forgebot/"
+
+
+class Lifecycle(_Strict):
+    """What the bot does when its pull request or its issue changes on the forge."""
+
+    close_issue_on_merge: bool = Field(
+        default=True,
+        description="When the bot's pull request is merged, close its issue with a comment "
+        "that links the pull request.",
+    )
+
+
+class Review(_Strict):
+    """How reviews of the bot's pull requests are taken."""
+
+    revise_on_changes_requested: bool = Field(
+        default=True,
+        description="A review requesting changes, or a review comment, on the bot's pull "
+        "request by someone with trigger.min_permission starts a revision (/revise) with the "
+        "review's text as feedback. An approval never does.",
+    )
 
 
 class Sandbox(_Strict):
@@ -264,6 +290,8 @@ class Policy(_Strict):
     checks: Checks = Field(default_factory=Checks)
     publish: Publish = Field(default_factory=Publish)
     sandbox: Sandbox = Field(default_factory=Sandbox)
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    review: Review = Field(default_factory=Review)
 
 
 def schema_json() -> str:

@@ -39,6 +39,9 @@ class TestCounts:
     errors: int = 0
     skipped: int = 0
     failures: tuple[str, ...] = field(default_factory=tuple)  # "test id: first line of message"
+    # (test id, outcome) of every case, in report order, at most junit.MAX_CASES of them;
+    # outcome is "passed", "failed", "errors" or "skipped". The evidence check compares them.
+    cases: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     @property
     def total(self) -> int:

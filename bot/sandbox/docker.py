@@ -300,6 +300,13 @@ class DockerSandbox:
             raise
         return session
 
+    def close(self) -> None:
+        """Close the engine client's connections (sessions are closed on their own); a later
+        call opens a new client."""
+        if self._docker is not None:
+            self._docker.close()
+            self._docker = None
+
     @property
     def client(self) -> docker.DockerClient:
         """The Docker client, created on first use (for ``reap_orphans`` and ``image_status``).

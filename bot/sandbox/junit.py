@@ -18,6 +18,8 @@ from bot.sandbox.base import TestCounts
 JUNIT_LIMIT = 2 * 1024 * 1024  # bytes of JUnit XML read back at most
 MAX_FAILURES = 20  # failure descriptions kept in TestCounts.failures
 FAILURE_TEXT_LIMIT = 300  # characters per failure description
+MAX_CASES = 5_000  # test cases whose ids and outcomes are kept in TestCounts.cases
+CASE_ID_LIMIT = 300  # characters per test id
 
 
 def junit_from_tar(data: bytes) -> bytes | None:
@@ -53,12 +55,15 @@ def parse_junit(xml: bytes) -> TestCounts | None:
         return None
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
     failures: list[str] = []
+    cases: list[tuple[str, str]] = []
     for case in root.iter("testcase"):
         outcome, detail = _case_outcome(case)
         counts[outcome] += 1
         if detail is not None and len(failures) < MAX_FAILURES:
             failures.append(_describe_failure(case, detail))
-    return TestCounts(failures=tuple(failures), **counts)
+        if len(cases) < MAX_CASES:
+            cases.append((case_id(case), outcome))
+    return TestCounts(failures=tuple(failures), cases=tuple(cases), **counts)
 
 
 def _case_outcome(case: Element) -> tuple[str, Element | None]:
@@ -77,12 +82,19 @@ def _case_outcome(case: Element) -> tuple[str, Element | None]:
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
-def _describe_failure(case: Element, detail: Element) -> str:
-    """Describe a failure as 'classname::name: first line of message', printable, bounded."""
+def case_id(case: Element) -> str:
+    """A test case's id, ``classname::name``: printable and bounded, since a sandbox wrote it."""
     test_id = (
         "::".join(part for part in (case.get("classname", ""), case.get("name", "")) if part)
         or "<unnamed test>"
     )
+    test_id = _UNPRINTABLE.sub(" ", test_id)
+    return test_id if len(test_id) <= CASE_ID_LIMIT else test_id[: CASE_ID_LIMIT - 1] + "…"
+
+
+def _describe_failure(case: Element, detail: Element) -> str:
+    """Describe a failure as 'classname::name: first line of message', printable, bounded."""
+    test_id = case_id(case)
     message = detail.get("message") or detail.text or ""
     first_line = next((line.strip() for line in message.splitlines() if line.strip()), "")
     text = f"{test_id}: {first_line}" if first_line else test_id

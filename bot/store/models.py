@@ -95,3 +95,19 @@ class JobEvent(Base):
     kind: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class TranscriptEntry(Base):
+    """One message of an attempt's conversation with the model, or a tool result, redacted
+    before it is stored. Shown on request (``forgebot transcript``, the dashboard), never
+    logged."""
+
+    __tablename__ = "transcript_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # prompt | reply | tool | note
+    content: Mapped[str] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -246,7 +246,7 @@ def agent_iterations(events: Sequence[dict[str, Any]]) -> list[Iteration]:
     numbers = attempt_numbers(events)
     found: dict[tuple[int | None, int], Iteration] = {}
     for e in events:
-        if e["kind"] not in ("agent.reply", "agent.iteration"):
+        if e["kind"] not in ("agent.reply", "agent.iteration", "agent.tests"):
             continue
         i = e["data"].get("i")
         if not isinstance(i, int):
@@ -255,8 +255,8 @@ def agent_iterations(events: Sequence[dict[str, Any]]) -> list[Iteration]:
         it = found.get(key) or Iteration(numbers.get(e["attempt_id"]), i, {}, {})
         if e["kind"] == "agent.reply":
             it = Iteration(it.attempt, i, dict(e["data"]), it.result)
-        else:
-            it = Iteration(it.attempt, i, it.reply, dict(e["data"]))
+        else:  # the edit's fate, then the test run's: one result row, merged
+            it = Iteration(it.attempt, i, it.reply, {**it.result, **e["data"]})
         found[key] = it
     return list(found.values())
 
@@ -412,7 +412,7 @@ def _add_routes(bp: Blueprint) -> None:
 
     @bp.get("/jobs/<int:job_id>")
     def job(job_id: int) -> str:
-        return page("job.html", **_job_context(job_id))
+        return page("job.html", transcript=_store().transcript(job_id), **_job_context(job_id))
 
     @bp.get("/jobs/<int:job_id>/live")
     def job_live(job_id: int) -> str:

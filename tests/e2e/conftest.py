@@ -80,6 +80,7 @@ def live_factory(tmp_path: Path) -> Iterator[object]:
             if text is None:
                 (source / name).unlink()
             else:
+                (source / name).parent.mkdir(parents=True, exist_ok=True)
                 (source / name).write_text(text)
         admin.init_repo(settings.local_root, REPO_NAME, source)
         service = build_service(settings)

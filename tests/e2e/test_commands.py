@@ -24,13 +24,25 @@ def test_retry_with_guidance_replaces_a_failing_attempt(live_factory, tmp_path):
     live = live_factory(transcript(tmp_path, """
 - when: "Guidance for a retry"
   reply: |
+    hello_service/app.py
+    <<<<<<< SEARCH
+    def greet(name: str) -> str:
+    =======
+    def polite_greet(name: str) -> str:
+        # greet, and a please
+        return greet(name) + " Please."
+
+
+    def greet(name: str) -> str:
+    >>>>>>> REPLACE
+
     tests/test_loud.py
     <<<<<<< NEW
-    from hello_service.app import greet
+    from hello_service.app import polite_greet
 
 
     def test_greet_is_polite():
-        assert greet("Ada") == "Hello, Ada!"
+        assert polite_greet("Ada") == "Hello, Ada! Please."
     >>>>>>> NEW
 - |
   tests/test_loud.py

@@ -283,9 +283,10 @@ def reply(edits: tuple[tuple[str, str, str | None], ...]) -> str:
 
 
 def write_transcript(path: Path, case: Injection) -> Path:
-    # The same reply for every iteration: if the tests fail the model "tries again" with the
-    # same change rather than running out of replies, so the gates always get to judge it.
-    path.write_text(yaml.safe_dump([reply(case.edits)] * 3))
+    # The same reply for every request: if the tests fail the model "tries again" with the
+    # same change (which then changes nothing and is sent back, up to agent.format_retries
+    # times per iteration) rather than running out of replies, so the gates always judge it.
+    path.write_text(yaml.safe_dump([reply(case.edits)] * 9))
     return path
 
 

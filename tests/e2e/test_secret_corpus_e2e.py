@@ -80,7 +80,7 @@ def test_planted_secrets_are_never_pushed_or_repeated(
     files, values = planted()
     reply = "".join(f"{path}\n<<<<<<< NEW\n{text}\n>>>>>>> NEW\n" for path, text in files.items())
     transcript = tmp_path / "secrets.yaml"
-    transcript.write_text(yaml.safe_dump([reply] * 3))
+    transcript.write_text(yaml.safe_dump([reply] * 9))  # see test_prompt_injection.py
     live = live_factory(transcript)
     live.file_issue("Wire up the integrations", "Put the credentials where they belong.")
     live.run_until_idle()
@@ -98,7 +98,10 @@ def test_planted_secrets_are_never_pushed_or_repeated(
     ]
     logs = bot_logs.getvalue()
     assert "job finished" in logs  # the capture did see the service's loggers
-    seen = [*live.comments(1), str(live.service.store.events(job.id)), logs, *bodies]
+    transcript_text = str(live.service.store.transcript(job.id))
+    assert "Put the credentials" in transcript_text  # the transcript was stored
+    seen = [*live.comments(1), str(live.service.store.events(job.id)), logs, *bodies,
+            transcript_text]
     for value in values:
         for text in seen:
             assert value not in text

@@ -59,9 +59,10 @@ def all_at_once(n: int, work: Callable[[int], object]) -> list[object]:
 
 def test_migrations_create_every_table(store):
     names = set(inspect(store.engine).get_table_names())
-    assert {"deliveries", "jobs", "attempts", "job_events", "alembic_version"} <= names
+    assert {"deliveries", "jobs", "attempts", "job_events", "transcript_entries",
+            "alembic_version"} <= names
     current, head = schema_status(store.engine)
-    assert current == head == "0001"
+    assert current == head == "0002"
 
 
 def test_migrating_twice_is_harmless(backend_url, store):
@@ -270,7 +271,7 @@ def test_replicas_starting_together_migrate_once(postgres_url):
     engines = [make_engine(postgres_url) for _ in range(4)]
     try:
         all_at_once(4, lambda i: migrate(engines[i]))
-        assert schema_status(engines[0]) == ("0001", "0001")
+        assert schema_status(engines[0]) == ("0002", "0002")
     finally:
         for engine in engines:
             engine.dispose()
@@ -303,3 +304,23 @@ def test_a_listener_hears_work_stored_by_another_process(backend_url, store):
         assert woken.wait(5), "no wake-up for a queued job"
     finally:
         listener.stop()
+
+
+def test_transcripts_are_kept_per_attempt_in_order(store):
+    job = new_job(store)
+    first = store.claim_next("w1", 60)
+    assert first is not None
+    store.add_transcript(job.id, first.attempt_id, "prompt", "--- user ---\nfix it",
+                         {"i": 1, "role": "coder"})
+    store.add_transcript(job.id, first.attempt_id, "reply", "done", {"prompt_tokens": 7})
+    store.finish(first, "w1", "tests_failed", failed=True)
+    store.requeue(job.id, mode="retry", feedback="", by="ada")
+    second = store.claim_next("w2", 60)
+    assert second is not None
+    store.add_transcript(job.id, second.attempt_id, "tool", "exit code 0", {})
+    entries = store.transcript(job.id)
+    assert [(e["attempt"], e["kind"], e["content"]) for e in entries] == [
+        (1, "prompt", "--- user ---\nfix it"), (1, "reply", "done"), (2, "tool", "exit code 0")]
+    assert entries[1]["meta"] == {"prompt_tokens": 7}
+    assert [e["kind"] for e in store.transcript(job.id, attempt=2)] == ["tool"]
+    assert store.transcript(job.id + 1) == []

@@ -101,3 +101,15 @@ def test_every_key_is_documented():
     missing = [k for k in _keys(Settings) if not documented(k)]
     assert missing == []
 
+
+
+def test_existing_llm_keys_are_the_default_model_with_no_ladder(tmp_path):
+    path = write(tmp_path, "llm:\n  provider: openai\n  base_url: http://x/v1\n  model: m\n"
+                           "  context_window: 8192\n")
+    llm = load_settings(path, environ={"FORGEBOT_LLM__MAX_ATTEMPTS": "2"}).llm
+    assert (llm.models, llm.roles, llm.escalation) == ({}, {}, [])
+    assert llm.provider_fields() == {
+        "context_window": 8192, "n_gpu_layers": 0, "base_url": "http://x/v1", "model": "m",
+        "timeout_s": 120.0, "connect_timeout_s": 10.0, "stream": True, "max_attempts": 2,
+        "retry_budget_s": 300.0,
+    }

@@ -1,0 +1,157 @@
+"""Fitting a prompt to the model's real context window, counted with the model's tokenizer.
+
+The minimum prompt is the system prompt, the task (issue, repository instructions, plan) and
+the room for the reply. When that alone does not fit, the run stops with the named outcome
+``context_too_small``: nothing is ever cut silently. What is optional — the current content
+of the files, the repo map, retrieved snippets and the file list — fills what is left, best
+first, within ``context_tokens``; older history goes before the task does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from bot.agent import prompts
+from bot.agent.llm import Message, Provider
+from bot.agent.sources import Sources
+from bot.agent.workspace import Workspace
+from bot.errors import ForgebotError
+
+# Room left for the chat template's own tokens and the tokenizer's disagreements with an
+# estimate; a prompt this close to the window is refused rather than risked.
+MARGIN_TOKENS = 32
+# Shares of the optional budget; what one part leaves unused passes to the next.
+_MAP_SHARE, _SNIPPET_SHARE, _LIST_SHARE = 0.25, 0.15, 0.05
+_SHRINK = 0.7
+_ATTEMPTS = 4
+
+
+class ContextTooSmall(ForgebotError):
+    """The model's context window cannot hold the minimum prompt and its reply."""
+
+
+def fit_task(
+    provider: Provider,
+    max_tokens: int,
+    context_tokens: int,
+    *,
+    system: str,
+    fixed: Sequence[str],
+    sources: Sources,
+    workspace: Workspace,
+    history: Sequence[Message],
+) -> list[Message]:
+    """The messages of one coder call: system, the task message, then ``history``.
+
+    Raises ContextTooSmall when the system prompt, the ``fixed`` parts of the task and the
+    reply's ``max_tokens`` exceed the window even with the history dropped.
+    """
+    window = provider.context_window()
+    fixed_text = "\n\n".join(part for part in (*fixed, prompts.CLOSING) if part)
+
+    def count(messages: list[Message]) -> int:
+        return provider.count_tokens(messages)
+
+    minimum = count([Message("system", system), Message("user", fixed_text)]) + max_tokens
+    if minimum + MARGIN_TOKENS > window:
+        raise ContextTooSmall(
+            f"the model's context window is {window} tokens, but the minimum prompt (system "
+            f"prompt, issue, repository instructions and plan) needs {minimum - max_tokens} "
+            f"plus {max_tokens} for the reply; use a model with a larger window, raise "
+            "llm.context_window if the model allows it, or shorten the issue")
+    kept = list(history)
+    budget = context_tokens
+    for _ in range(_ATTEMPTS):
+        base = count([Message("system", system), Message("user", fixed_text), *kept])
+        room = min(budget, window - max_tokens - MARGIN_TOKENS - base)
+        while room < 0 and kept:
+            kept = kept[2:]  # an exchange at a time, oldest first
+            base = count([Message("system", system), Message("user", fixed_text), *kept])
+            room = min(budget, window - max_tokens - MARGIN_TOKENS - base)
+        optional = _optional(provider, max(room, 0), sources, workspace)
+        task = "\n\n".join(part for part in (*fixed, *optional, prompts.CLOSING) if part)
+        messages = [Message("system", system), Message("user", task), *kept]
+        if count(messages) + max_tokens + MARGIN_TOKENS <= window:
+            return messages
+        budget = int(max(room, 0) * _SHRINK)  # the parts measured alone undercount: shrink
+    raise ContextTooSmall(f"the prompt could not be fitted to the model's {window}-token "
+                          "context window")
+
+
+def _optional(provider: Provider, budget: int, sources: Sources,
+              workspace: Workspace) -> list[str]:
+    """File contents (edited files first, then by rank), repo map, snippets and file list,
+    within ``budget`` tokens in all."""
+    if budget <= 0:
+        return []
+
+    def tokens(text: str) -> int:
+        return provider.count_tokens([Message("user", text)])
+
+    remaining = budget
+    map_budget = int(budget * _MAP_SHARE)
+    repo_map = sources.repo_map(map_budget, tokens) if map_budget > 0 else ""
+    remaining -= tokens(repo_map) if repo_map else 0
+    snippets, remaining = _snippets(sources, int(budget * _SNIPPET_SHARE), remaining, tokens)
+    listing = _listing(sources.files, int(budget * _LIST_SHARE), tokens)
+    remaining -= tokens(listing) if listing else 0
+    files = _files(sources, workspace, remaining, tokens)
+    parts = []
+    if repo_map:
+        parts.append("Map of the repository (definitions by file, most relevant first):\n"
+                     + repo_map)
+    if snippets:
+        parts.append("Code that may be relevant:\n" + "\n\n".join(snippets))
+    if listing:
+        parts.append(listing)
+    if files:
+        parts.append("Current content of the relevant files:")
+        parts.extend(files)
+    return parts
+
+
+def _snippets(sources: Sources, share: int, remaining: int,
+              tokens: Callable[[str], int]) -> tuple[list[str], int]:
+    chosen: list[str] = []
+    for snippet in sources.snippets:
+        block = prompts.file_block(f"{snippet.path} (lines {snippet.start_line}-"
+                                   f"{snippet.end_line})", snippet.text)
+        cost = tokens(block)
+        if cost > share:
+            continue
+        chosen.append(block)
+        share -= cost
+        remaining -= cost
+    return chosen, remaining
+
+
+def _listing(files: list[str], share: int, tokens: Callable[[str], int]) -> str:
+    if share <= 0:
+        return ""
+    listing = prompts.file_list(files)
+    shown = len(files)
+    while shown > 0 and tokens(listing) > share:
+        shown //= 2
+        listing = prompts.file_list(files[:shown]) + f"\n[... {len(files) - shown} more]"
+    return listing if shown > 0 or not files else ""
+
+
+def _files(sources: Sources, workspace: Workspace, budget: int,
+           tokens: Callable[[str], int]) -> list[str]:
+    blocks: list[str] = []
+    # Edited files first, with their *current* content: edits are written against it.
+    order = list(dict.fromkeys([*workspace.changed_files(), *sources.ranked]))
+    for path in order:
+        if budget <= 0:
+            break
+        text = workspace.read(path)
+        if text is None:
+            continue
+        block = prompts.file_block(path, text)
+        if len(block) > budget * 6:  # cheaper than tokenizing what cannot fit anyway
+            continue
+        cost = tokens(block)
+        if cost <= budget:
+            blocks.append(block)
+            budget -= cost
+    return blocks

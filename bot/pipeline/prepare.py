@@ -1,0 +1,122 @@
+"""The prepare stage: the mirror, the attempt's worktree, the repository's policy and
+toolchain, and its dependencies installed once in a snapshot."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bot import gitops
+from bot.errors import GitError
+from bot.pipeline.attempt import (
+    Prepared,
+    Recorder,
+    Runtime,
+    sandbox_labels,
+    sandbox_limits,
+)
+from bot.pipeline.outcomes import JobStopped, Outcome
+from bot.pipeline.repo_setup import read_repo_setup
+from bot.sandbox.base import Result, SetupSnapshots
+from bot.sandbox.tarball import tar_directory
+
+log = logging.getLogger(__name__)
+
+
+def prepare(rt: Runtime, rec: Recorder) -> Prepared:
+    job, claim, forge = rec.lease.claim.job, rec.lease.claim, rec.forge
+    issue = forge.get_issue(job.repo, job.issue_number)
+    branch = job.branch or gitops.branch_name(
+        rt.policy.publish.branch_prefix, job.issue_number, issue.title)
+    rt.store.update_job(job.id, branch=branch)
+    data = rt.settings.data_dir.resolve()
+    attempt_root = data / "work" / f"job-{job.id}" / f"attempt-{claim.attempt_number}"
+    if attempt_root.exists():
+        shutil.rmtree(attempt_root)
+    attempt_root.mkdir(parents=True)
+    key = f"{job.forge}/{job.repo}"
+    request = rt.store.last_request(job.id)  # what a /retry or /revise asked for
+    with rt.repo_lock(key):
+        mirror = gitops.ensure_mirror(data / "mirrors", key, forge.clone_url(job.repo),
+                                      forge.git_auth(job.repo))
+        # /revise continues the bot's branch; a first attempt or /retry starts afresh.
+        start = job.default_branch
+        if request.get("mode") == "revise" and _has_branch(mirror, branch):
+            start = branch
+        base_sha = gitops.add_worktree(mirror, attempt_root / "agent", start)
+    rec.event("prepared", branch=branch, base=base_sha, start=start,
+              mode=request.get("mode", "first"))
+    prepared = Prepared(forge, issue, branch, mirror, attempt_root / "agent", base_sha,
+                        attempt_root, feedback=_feedback(request))
+    try:
+        _set_up_repository(rt, rec, prepared)
+    except BaseException:
+        cleanup(rt, prepared)
+        raise
+    return prepared
+
+
+def _has_branch(mirror: Path, branch: str) -> bool:
+    try:
+        gitops.run(["rev-parse", "--verify", "--quiet", "--end-of-options",
+                    f"refs/heads/{branch}"], cwd=mirror)
+    except GitError:
+        return False
+    return True
+
+
+def _feedback(request: dict[str, Any]) -> str:
+    text = str(request.get("feedback") or "").strip()
+    if not text:
+        return ""
+    who = str(request.get("by") or "a maintainer")
+    kind = "revision feedback" if request.get("mode") == "revise" else "guidance for a retry"
+    return f"\n\n{kind.capitalize()} from @{who} (also untrusted text):\n{text}"
+
+
+def _set_up_repository(rt: Runtime, rec: Recorder, prepared: Prepared) -> None:
+    """Read the repository's policy and toolchain, and install its dependencies once."""
+    setup = read_repo_setup(prepared.agent_dir, rt.policy, rt.settings.sandbox.images)
+    prepared.setup, prepared.image = setup, setup.toolchain.image
+    rec.event("toolchain", name=setup.toolchain.name, image=setup.toolchain.image,
+              ignored=[str(i) for i in setup.ignored])
+    if not setup.toolchain.setup:
+        return
+    if not isinstance(rt.sandbox, SetupSnapshots):
+        raise JobStopped(Outcome.SETUP_FAILED, "This sandbox backend cannot run a setup phase; "
+                         "pre-install the dependencies in the runner image and set `setup: ''` "
+                         "in `.forgebot.yml`.")
+    limits = replace(sandbox_limits(rt, setup.policy),
+                     timeout_s=setup.policy.limits.setup_timeout_s)
+    result = rt.sandbox.snapshot_setup(
+        setup.toolchain.image, tar_directory(prepared.agent_dir), list(setup.toolchain.setup),
+        limits, sandbox_labels(rec, "setup"), network=setup.policy.sandbox.setup_network)
+    rec.event("setup.ran", exit_code=result.result.exit_code, killed_by=result.result.killed_by)
+    if result.image is None:
+        raise JobStopped(Outcome.SETUP_FAILED, _setup_failure(result.result))
+    prepared.image = prepared.snapshot = result.image
+
+
+def _setup_failure(result: Result) -> str:
+    # The output is the repository's own tool talking, shown to its maintainers; fenced with
+    # more backticks than it contains, so it cannot break out into Markdown.
+    tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", tail)), default=0))
+    why = "timed out" if result.timed_out else f"exited with {result.exit_code}"
+    return f"The setup command {why}. Its last lines:\n\n{fence}text\n{tail}\n{fence}"
+
+
+def cleanup(rt: Runtime, prepared: Prepared) -> None:
+    if prepared.snapshot is not None and isinstance(rt.sandbox, SetupSnapshots):
+        rt.sandbox.remove_snapshot(prepared.snapshot)
+        prepared.snapshot = None
+    for sub in ("agent", "trusted", "base"):
+        try:
+            gitops.remove_worktree(prepared.mirror, prepared.attempt_root / sub)
+        except GitError:
+            log.warning("could not remove a worktree", extra={"path": sub})
+    shutil.rmtree(prepared.attempt_root, ignore_errors=True)

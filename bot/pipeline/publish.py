@@ -1,0 +1,102 @@
+"""The publish stage: the trusted copy committed, pushed to the bot's branch, and the pull
+request opened or updated."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from bot import gitops
+from bot.agent.loop import AgentResult
+from bot.errors import ForgeError
+from bot.forges.base import NewPull
+from bot.pipeline.attempt import Prepared, Recorder, Runtime
+from bot.pipeline.outcomes import JobStopped, Outcome
+from bot.pipeline.planner import BRANCH_TAKEN_OVER
+from bot.pipeline.report import FileChange, Report, pull_body, pull_title
+from bot.pipeline.verify import Verified
+from bot.policy.changeset import ChangeSet
+
+
+def _gate_lines(v: Verified) -> list[str]:
+    lines = [f"{x.rule}: {x.path}{f':{x.line}' if x.line else ''}: {x.message}"
+             for x in v.violations] or ["policy: ok"]
+    lines += [f"secret scan: {f.path}:{f.line}: {f.kind} (value not shown)"
+              for f in v.findings] or ["secret scan: ok"]
+    return lines
+
+
+def publish(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult,
+            v: Verified) -> Report:
+    job = rec.lease.claim.job
+    base = Report(
+        job_id=job.id, attempt=rec.lease.claim.attempt_number, issue_number=job.issue_number,
+        issue_title=prepared.issue.title, outcome=Outcome.NO_CHANGES,
+        files=_file_changes(v.changes), iterations=agent.iterations, gate_lines=_gate_lines(v),
+        instructions=agent.instructions_used,
+        tests=v.tests.junit if v.tests else None,
+        test_exit=v.tests.exit_code if v.tests else None,
+    )
+    if v.findings:
+        return replace(base, outcome=Outcome.SECRET_FOUND)
+    if v.violations:
+        return replace(base, outcome=Outcome.POLICY_BLOCKED)
+    if not v.diff or v.tests is None:
+        notes = "; ".join(agent.notes[-3:])
+        return replace(base, detail=f"The model's replies gave no change that applies. {notes}")
+    passed = v.tests.exit_code == 0 and not v.tests.timed_out
+    checks = prepared.policy.checks
+    proven = v.evidence is not None and v.evidence.holds
+    outcome = (Outcome.TESTS_FAILED if not passed
+               else Outcome.UNPROVEN if not proven and checks.require_failing_test
+               else Outcome.SUBMITTED)
+    # With checks.tests_must_pass off, failing tests are reported but do not make a draft.
+    draft = (outcome is Outcome.TESTS_FAILED and checks.tests_must_pass) or (
+        outcome is Outcome.UNPROVEN)
+    if rt.store.has_record(job.id, BRANCH_TAKEN_OVER):
+        raise JobStopped(Outcome.TAKEN_OVER, f"Someone else has pushed to `{prepared.branch}`, "
+                         "so forgebot no longer updates it. The change of this attempt was "
+                         "not pushed; the branch is yours.")
+    report = replace(base, outcome=outcome,
+                     evidence=tuple(v.evidence.lines()) if v.evidence else ())
+    if draft and not prepared.policy.publish.draft_when_failed:
+        return replace(report, detail="A check failed and the policy does not publish drafts.")
+    sha = gitops.commit(v.trusted_dir, f"{pull_title(report)}\n\nforgebot job {job.id}",
+                        gitops.Identity(rt.settings.git.author_name, rt.settings.git.author_email))
+    _push(rt, rec, prepared, v.trusted_dir, sha)
+    pull = prepared.forge.find_pull(job.repo, prepared.branch)
+    if pull is None:
+        pull = prepared.forge.open_pull(job.repo, NewPull(
+            head=prepared.branch, base=job.default_branch, title=pull_title(report),
+            body=pull_body(report), draft=draft))
+    else:
+        pull = prepared.forge.update_pull(job.repo, pull.number, body=pull_body(report),
+                                          draft=draft)
+    rt.store.update_job(job.id, pull_number=pull.number)
+    prepared.forge.set_status(job.repo, sha, "failure" if draft else "success",
+                              f"forgebot job {job.id}: {report.outcome.value}")
+    rec.event("pull.published", number=pull.number, sha=sha, draft=draft, url=pull.url)
+    return replace(report, pull_url=pull.url)
+
+
+def _push(rt: Runtime, rec: Recorder, prepared: Prepared, worktree: Path, sha: str) -> None:
+    """Force-push only our own branch, and only if nobody else pushed to it since we did."""
+    job = rec.lease.claim.job
+    url, env = prepared.forge.clone_url(job.repo), prepared.forge.git_auth(job.repo)
+    remote = gitops.remote_branch_sha(url, prepared.branch, env)
+    ours = {e["data"].get("sha") for e in rt.store.events(job.id) if e["kind"] == "push.intent"}
+    if remote is not None and remote not in ours:
+        raise ForgeError(f"branch {prepared.branch} has commits the bot did not push; "
+                         "not overwriting them")
+    # Record the intent first: a crash after the push still lets the next attempt see that
+    # the remote commit is ours.
+    rec.event("push.intent", sha=sha, branch=prepared.branch)
+    gitops.push_branch(worktree, url, prepared.branch, env, remote,
+                       prefix=prepared.policy.publish.branch_prefix)
+    rec.event("push.done", sha=sha)
+
+
+def _file_changes(changes: ChangeSet | None) -> list[FileChange]:
+    if changes is None:
+        return []
+    return [FileChange(f.path, len(f.added), f.removed_count) for f in changes.files]

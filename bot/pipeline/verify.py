@@ -1,0 +1,100 @@
+"""The verify stage: the agent's diff re-applied on a trusted worktree, judged there by the
+policy and secret gates, tested again in a fresh sandbox, and proven against the base commit.
+
+Nothing the sandbox said is believed: everything here runs on the trusted copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot import gitops
+from bot.agent.loop import AgentResult
+from bot.pipeline import evidence
+from bot.pipeline.attempt import Prepared, Recorder, Runtime, sandbox_labels, sandbox_limits
+from bot.pipeline.evidence import Evidence
+from bot.policy.changeset import ChangeSet, DiffError, parse_diff
+from bot.policy.evaluate import Violation, evaluate
+from bot.sandbox.base import Result
+from bot.sandbox.tarball import tar_directory
+from bot.secret_scan import Finding, scan_changes
+
+
+@dataclass
+class Verified:
+    diff: str
+    changes: ChangeSet | None
+    violations: list[Violation]
+    findings: list[Finding]
+    tests: Result | None
+    trusted_dir: Path
+    evidence: Evidence | None = None  # None when the tests did not run on the change
+
+
+def verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) -> Verified:
+    diff = gitops.diff(prepared.agent_dir, prepared.base_sha)
+    trusted = prepared.attempt_root / "trusted"
+    with rt.repo_lock(f"{rec.lease.claim.job.forge}/{rec.lease.claim.job.repo}"):
+        gitops.add_worktree(prepared.mirror, trusted, prepared.base_sha)
+    if not diff.strip():
+        rec.event("verify.empty")
+        return Verified("", None, [], [], None, trusted)
+    gitops.apply_patch(trusted, diff)
+    # Judge the copy on the trusted side, never what the sandbox says it did.
+    trusted_diff = gitops.diff(trusted, prepared.base_sha)
+    try:
+        changes = parse_diff(trusted_diff)
+    except DiffError as exc:  # git wrote it, so this is a bug or an attack: block, never guess
+        rec.event("gates.evaluated", violations=["diff.invalid"], findings=0)
+        return Verified(trusted_diff, None, [Violation("diff.invalid", None, None, str(exc))],
+                        [], None, trusted)
+    violations = evaluate(prepared.policy, changes)
+    findings = scan_changes(changes) if prepared.policy.checks.secret_scan else []
+    rec.event("gates.evaluated", violations=[v.rule for v in violations],
+              findings=len(findings))
+    rt.metrics.gates.labels("policy", "blocked" if violations else "passed").inc()
+    rt.metrics.gates.labels("secret_scan", "blocked" if findings else "passed").inc()
+    if violations or findings:
+        return Verified(trusted_diff, changes, violations, findings, None, trusted)
+    tests = _run_tests(rt, rec, prepared, trusted, "verify")
+    counts = tests.junit
+    passed = tests.exit_code == 0 and not tests.timed_out
+    rt.metrics.sandboxes.labels(
+        "verify", "timeout" if tests.timed_out else "passed" if passed else "failed").inc()
+    rec.event("tests.ran", exit_code=tests.exit_code, timed_out=tests.timed_out,
+              passed=counts.passed if counts else None,
+              failed=counts.failed if counts else None)
+    proof = _prove(rt, rec, prepared, changes, tests)
+    return Verified(trusted_diff, changes, violations, findings, tests, trusted, proof)
+
+
+def _run_tests(rt: Runtime, rec: Recorder, prepared: Prepared, tree: Path, phase: str) -> Result:
+    """The test command on ``tree`` in a fresh sandbox."""
+    session = rt.sandbox.start(prepared.image, sandbox_limits(rt, prepared.policy),
+                               sandbox_labels(rec, phase))
+    try:
+        session.put(tar_directory(tree))
+        return session.run(prepared.test_cmd, prepared.policy.limits.test_timeout_s)
+    finally:
+        session.close()
+
+
+def _prove(rt: Runtime, rec: Recorder, prepared: Prepared, changes: ChangeSet,
+           after: Result) -> Evidence:
+    """The change's tests on the base commit must fail there (see bot.pipeline.evidence)."""
+    base_dir = prepared.attempt_root / "base"
+
+    def checkout_base() -> Path:
+        with rt.repo_lock(f"{rec.lease.claim.job.forge}/{rec.lease.claim.job.repo}"):
+            gitops.add_worktree(prepared.mirror, base_dir, prepared.base_sha)
+        return base_dir
+
+    rec.check()
+    found = evidence.gather(
+        evidence.changed_test_files(changes), after, prepared.attempt_root / "trusted",
+        checkout_base, lambda tree: _run_tests(rt, rec, prepared, tree, "evidence"))
+    rec.event("evidence", status=found.status.value, test_files=list(found.test_files),
+              proven=len(found.proven), before_exit=found.before_exit)
+    rt.metrics.gates.labels("evidence", "passed" if found.holds else "blocked").inc()
+    return found
