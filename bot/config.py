@@ -202,7 +202,9 @@ class AgentSettings(_Strict):
     review: Switch = "auto"  # auto: on when llm.roles.reviewer names another model
     edit_format: Literal["search_replace", "whole_file", "udiff"] | None = None  # None: profile
     edit_formats: dict[str, str] = {}  # model name or glob -> edit format, over the profiles
-    retrieval: Literal["off", "hashing", "minilm"] = "minilm"
+    # hashing by default: minilm indexes a repository's first job at ~170 ms a chunk on two
+    # cores (minutes for a large one); worth it where the cores are (docs/agent.md).
+    retrieval: Literal["off", "hashing", "minilm"] = "hashing"
 
 
 class KubernetesSandboxSettings(_Strict):
