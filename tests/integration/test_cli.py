@@ -311,15 +311,15 @@ BAD_INPUTS = [
     (["push", "--repo", "acme/hello", "feature", "--file", "a.txt=LOCAL",
       "--file", "a.txt=LOCAL", "--message", "m"], "given twice"),
     (["push", "--repo", "acme/hello", "feature", "--file", "README.md=SAME", "--message", "m"],
-     "cannot push to feature"),  # the same text: an empty commit, which git refuses
+     "the push to feature of acme/hello changes no file"),
     (["push", "--repo", "acme/hello", "nope", "--file", "a.txt=LOCAL", "--message", "m"],
      "cannot push to nope"),
     (["push", "--repo", "acme/nope", "feature", "--file", "a.txt=LOCAL", "--message", "m"],
      "acme/nope does not exist"),
     (["push", "--repo", "acme/hello", "feature", "--file", "hello_service=LOCAL",
-      "--message", "m"], "clashes with the repository's files"),
+      "--message", "m"], "'hello_service' is a link or a folder in the repository"),
     (["push", "--repo", "acme/hello", "feature", "--file", "README.md/x=LOCAL",
-      "--message", "m"], "clashes with the repository's files"),
+      "--message", "m"], "'README.md' is not a folder of the repository"),
 ]
 
 
