@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Flask
 
-from bot.agent.llm import Closable
 from bot.config import Settings
 from bot.errors import SandboxError
 from bot.forges import build_forges
@@ -86,7 +85,7 @@ class Service:
         self.dispatcher.stop(wait=True)
         # The engine client's pooled connections, and the store's: a process that builds
         # services one after another (tests, forgebot eval) must not pile them up.
-        if isinstance(self.runtime.sandbox, Closable):
+        if isinstance(self.runtime.sandbox, DockerSandbox):
             self.runtime.sandbox.close()
         self.store.engine.dispose()
 

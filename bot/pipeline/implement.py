@@ -13,7 +13,7 @@ from pathlib import Path
 from bot import gitops
 from bot.agent.loop import AgentResult, AgentSettings, AgentTask, run_agent
 from bot.agent.models import ModelRouter
-from bot.config import Settings, Switch
+from bot.config import Role, Settings, Switch
 from bot.errors import GitError
 from bot.pipeline.attempt import (
     Prepared,
@@ -89,12 +89,12 @@ class _Observer:
         self.rec.transcript(kind, content, meta)
 
 
-def _switch(value: Switch, models: ModelRouter, role: str) -> bool:
+def _switch(value: Switch, models: ModelRouter, role: Role) -> bool:
     """``auto`` turns a pass on when its role has a model of its own: asking the coder's
     own model to plan or review its work adds little but time."""
     if value != "auto":
         return value == "on"
-    return models.model_for_role(role) != models.model_for_role("coder")  # type: ignore[arg-type]
+    return models.model_for_role(role) != models.model_for_role("coder")
 
 
 def _recent_files(prepared: Prepared) -> tuple[str, ...]:

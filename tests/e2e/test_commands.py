@@ -75,29 +75,7 @@ def test_retry_with_guidance_replaces_a_failing_attempt(live_factory, tmp_path):
 
 def test_revise_on_the_pull_request_continues_its_branch(live_factory, tmp_path):
     first = FAREWELL.read_text()
-    revision = """
-- when: "Revision feedback"
-  reply: |
-    hello_service/app.py
-    <<<<<<< SEARCH
-        return f"Goodbye, {name}!"
-    =======
-        return f"Goodbye, {name}! See you soon."
-    >>>>>>> REPLACE
-
-    tests/test_farewell.py
-    <<<<<<< SEARCH
-        assert farewell("Ada") == "Goodbye, Ada!"
-    =======
-        assert farewell("Ada") == "Goodbye, Ada! See you soon."
-    >>>>>>> REPLACE
-
-    <<<<<<< SEARCH
-        assert farewell("") == "Goodbye, world!"
-    =======
-        assert farewell("") == "Goodbye, world! See you soon."
-    >>>>>>> REPLACE
-"""
+    revision = FAREWELL.with_name("farewell_revision.yaml").read_text()
     live = live_factory(transcript(tmp_path, revision + first))
     live.file_issue("Add a farewell")
     live.run_until_idle()

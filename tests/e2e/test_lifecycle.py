@@ -23,29 +23,7 @@ from tests.e2e.conftest import REPO_NAME, Live
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 FAREWELL = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts" / "add_farewell.yaml"
-REVISION = """
-- when: "Revision feedback"
-  reply: |
-    hello_service/app.py
-    <<<<<<< SEARCH
-        return f"Goodbye, {name}!"
-    =======
-        return f"Goodbye, {name}! See you soon."
-    >>>>>>> REPLACE
-
-    tests/test_farewell.py
-    <<<<<<< SEARCH
-        assert farewell("Ada") == "Goodbye, Ada!"
-    =======
-        assert farewell("Ada") == "Goodbye, Ada! See you soon."
-    >>>>>>> REPLACE
-
-    <<<<<<< SEARCH
-        assert farewell("") == "Goodbye, world!"
-    =======
-        assert farewell("") == "Goodbye, world! See you soon."
-    >>>>>>> REPLACE
-"""
+REVISION = FAREWELL.with_name("farewell_revision.yaml").read_text()
 
 
 def send(live: Live, deliveries: list[Delivery], times: int = 1) -> None:
