@@ -57,12 +57,15 @@ class SchedulerSettings(_Strict):
     tick_seconds: float = Field(default=5.0, gt=0)
     lease_seconds: int = Field(default=120, ge=10)
     max_attempts: int = Field(default=3, ge=1, le=20)
+    # A pass over the configured repositories for webhooks lost while the bot was down.
+    reconcile_minutes: float = Field(default=10.0, ge=0)  # 0: off
 
 
 class LocalForgeSettings(_Strict):
     root: Path | None = None  # empty: <data_dir>/forge
     secret: str | None = None
     receiver_url: str = ""  # empty: http://<web.host>:<web.port>/webhooks/local
+    repositories: list[str] = []  # reconciled; empty: every repository under root
 
 
 class RemoteForgeSettings(_Strict):
@@ -78,6 +81,9 @@ class RemoteForgeSettings(_Strict):
     git_url_rewrite: dict[str, str] = {}
     timeout_seconds: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=4, ge=0, le=10)
+    # owner/name of each repository the bot serves here: reconciliation looks at these for
+    # webhooks lost while the bot was down (empty: no reconciliation on this forge).
+    repositories: list[str] = []
 
 
 class GitHubSettings(RemoteForgeSettings):

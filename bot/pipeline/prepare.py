@@ -12,6 +12,7 @@ from typing import Any
 
 from bot import gitops
 from bot.errors import GitError
+from bot.forges.base import Forge, Issue
 from bot.pipeline.attempt import (
     Prepared,
     Recorder,
@@ -23,13 +24,14 @@ from bot.pipeline.outcomes import JobStopped, Outcome
 from bot.pipeline.repo_setup import read_repo_setup
 from bot.sandbox.base import Result, SetupSnapshots
 from bot.sandbox.tarball import tar_directory
+from bot.store import JobView
 
 log = logging.getLogger(__name__)
 
 
 def prepare(rt: Runtime, rec: Recorder) -> Prepared:
     job, claim, forge = rec.lease.claim.job, rec.lease.claim, rec.forge
-    issue = forge.get_issue(job.repo, job.issue_number)
+    issue = task_of(job, forge)
     branch = job.branch or gitops.branch_name(
         rt.policy.publish.branch_prefix, job.issue_number, issue.title)
     rt.store.update_job(job.id, branch=branch)
@@ -58,6 +60,15 @@ def prepare(rt: Runtime, rec: Recorder) -> Prepared:
         cleanup(rt, prepared)
         raise
     return prepared
+
+
+def task_of(job: JobView, forge: Forge) -> Issue:
+    """What the job is asked to do: its issue as it is now on the forge, or the text a spec
+    push or the tasks API stored with the job."""
+    if job.kind == "issue":
+        return forge.get_issue(job.repo, job.issue_number)
+    return Issue(number=job.issue_number, title=job.title, body=job.task_text, labels=(),
+                 author=job.requested_by)
 
 
 def _has_branch(mirror: Path, branch: str) -> bool:

@@ -26,8 +26,10 @@ from pydantic_core import ErrorDetails
 from bot.errors import PolicyError
 from bot.policy.glob import glob_match, literal_prefix
 from bot.policy.model import (
+    CI,
     Checks,
     ForbiddenPattern,
+    LargeChange,
     Lifecycle,
     Limits,
     Paths,
@@ -35,6 +37,7 @@ from bot.policy.model import (
     Publish,
     Review,
     Sandbox,
+    Specs,
     Trigger,
 )
 
@@ -165,8 +168,59 @@ def merge_repo_policy(
         sandbox=_merge_sandbox(base.sandbox, candidate.sandbox, ignored),
         lifecycle=_merge_off_only(base.lifecycle, candidate.lifecycle, "lifecycle", ignored),
         review=_merge_off_only(base.review, candidate.review, "review", ignored),
+        plan_approval=_stricter_of(_APPROVAL_ORDER, base.plan_approval,
+                                   candidate.plan_approval, "plan_approval", ignored),
+        large_change=_merge_large_change(base.large_change, candidate.large_change, ignored),
+        ci=_merge_ci(base.ci, candidate.ci, ignored),
+        queue=base.queue,
+        specs=_merge_specs(base.specs, candidate.specs, ignored),
+        # The repository's own choice: an issue in its tracker, no power over its code.
+        dashboard_issue=candidate.dashboard_issue,
     )
     return MergeResult(policy, ignored)
+
+
+_APPROVAL_ORDER = ("never", "large", "always")  # later is stricter
+_REPAIR_ORDER = ("fix", "comment", "off")  # later acts less on the repository's behalf
+
+
+def _stricter_of(order: tuple[str, ...], have: Any, want: Any, name: str,
+                 ignored: list[Ignored]) -> Any:
+    if order.index(want) >= order.index(have):
+        return want
+    ignored.append(Ignored(name, f"{want} is looser than the bot-wide {have}"))
+    return have
+
+
+def _merge_large_change(base: LargeChange, wanted: LargeChange,
+                        ignored: list[Ignored]) -> LargeChange:
+    for name in ("files", "lines"):
+        if getattr(wanted, name) > getattr(base, name):
+            ignored.append(Ignored(f"large_change.{name}",
+                                   f"{getattr(wanted, name)} is above the bot-wide "
+                                   f"{getattr(base, name)}"))
+    sensitive = base.sensitive + tuple(g for g in wanted.sensitive if g not in base.sensitive)
+    return LargeChange(files=min(base.files, wanted.files), lines=min(base.lines, wanted.lines),
+                       sensitive=sensitive)
+
+
+def _merge_ci(base: CI, wanted: CI, ignored: list[Ignored]) -> CI:
+    if wanted.max_repairs > base.max_repairs:
+        ignored.append(Ignored("ci.max_repairs",
+                               f"{wanted.max_repairs} is above the bot-wide {base.max_repairs}"))
+    if base.ready_when_green and not wanted.ready_when_green:
+        ignored.append(Ignored("ci.ready_when_green", "the bot-wide policy waits for green"))
+    return CI(repair=_stricter_of(_REPAIR_ORDER, base.repair, wanted.repair, "ci.repair",
+                                  ignored),
+              max_repairs=min(base.max_repairs, wanted.max_repairs),
+              ready_when_green=base.ready_when_green or wanted.ready_when_green)
+
+
+def _merge_specs(base: Specs, wanted: Specs, ignored: list[Ignored]) -> Specs:
+    if wanted.enabled and not base.enabled:
+        ignored.append(Ignored("specs.enabled", "the bot-wide policy turns specs off"))
+    # Which files are specs is the repository's own layout.
+    return Specs(enabled=base.enabled and wanted.enabled, globs=wanted.globs)
 
 
 def _merge_off_only(base: _Section, wanted: _Section, section: str,

@@ -201,6 +201,19 @@ class Limits(_Strict):
     job_timeout_s: int = Field(default=1800, ge=1, le=86_400)
     test_timeout_s: int = Field(default=300, ge=1, le=86_400)
     setup_timeout_s: int = Field(default=600, ge=1, le=86_400)
+    concurrent_jobs_per_repo: int = Field(
+        default=2, ge=1, le=1000,
+        description="Jobs of one repository that may run at once; more wait in the queue.")
+    open_pulls_per_repo: int = Field(
+        default=10, ge=1, le=10_000,
+        description="Open bot pull requests a repository may have; a new job waits until one "
+        "is merged or closed.")
+    pulls_per_user_per_day: int = Field(
+        default=10, ge=1, le=10_000,
+        description="Pull requests the bot opens for one requesting user in 24 hours.")
+    jobs_per_hour: int = Field(
+        default=30, ge=1, le=100_000,
+        description="Attempts started for one repository in an hour.")
 
 
 class ForbiddenPattern(_Strict):
@@ -270,6 +283,57 @@ class Review(_Strict):
     )
 
 
+class LargeChange(_Strict):
+    """What makes a change large enough to need plan approval under ``plan_approval: large``."""
+
+    files: int = Field(default=5, ge=1, le=10_000,
+                       description="A plan that touches more files than this is large.")
+    lines: int = Field(default=200, ge=1, le=1_000_000,
+                       description="A plan estimated to change more lines than this is large.")
+    sensitive: tuple[Glob, ...] = Field(
+        default=(), strict=False,
+        description="Paths whose change always needs approval (for example src/auth/**).")
+
+
+class CI(_Strict):
+    """What the bot does with the forge's own checks on its pull request."""
+
+    repair: Literal["off", "comment", "fix"] = Field(
+        default="comment",
+        description="A failing required check: off (nothing), comment (a diagnosis), or fix "
+        "(a repair attempt on the same branch with the failure as feedback).")
+    max_repairs: int = Field(default=2, ge=0, le=20,
+                             description="Repair attempts per job; a check that fails the same "
+                             "way twice stops the loop sooner.")
+    ready_when_green: bool = Field(
+        default=False,
+        description="Open the pull request as a draft and mark it ready only when the "
+        "forge's checks pass.")
+
+
+class Queue(_Strict):
+    """Priorities from labels, ordered by the scheduler (urgent first, background last)."""
+
+    urgent_label: Label = "forgebot:urgent"
+    background_label: Label = "forgebot:background"
+
+
+class Specs(_Strict):
+    """Specs on the default branch as triggers (docs/specs.md)."""
+
+    enabled: bool = Field(default=True, description="A push that changes a spec starts a job.")
+    globs: tuple[Glob, ...] = Field(default=("specs/**/*.md",), strict=False,
+                                    description="Which files are specs.")
+
+
+class DashboardIssue(_Strict):
+    """One issue per repository that lists the bot's jobs, with a checkbox to retry a failed
+    one."""
+
+    enabled: bool = False
+    title: StrictStr = Field(default="forgebot dashboard", max_length=200)
+
+
 class Sandbox(_Strict):
     """What the sandbox may do beyond its fixed hardening."""
 
@@ -292,6 +356,15 @@ class Policy(_Strict):
     sandbox: Sandbox = Field(default_factory=Sandbox)
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     review: Review = Field(default_factory=Review)
+    plan_approval: Literal["never", "large", "always"] = Field(
+        default="never",
+        description="When the bot posts its plan and waits for /approve before it edits: "
+        "never, for large changes (see large_change), or always.")
+    large_change: LargeChange = Field(default_factory=LargeChange)
+    ci: CI = Field(default_factory=CI)
+    queue: Queue = Field(default_factory=Queue)
+    specs: Specs = Field(default_factory=Specs)
+    dashboard_issue: DashboardIssue = Field(default_factory=DashboardIssue)
 
 
 def schema_json() -> str:

@@ -62,6 +62,14 @@ class Job(Base):
     branch: Mapped[str | None] = mapped_column(String(255), nullable=True)
     pull_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # issue | spec | task: where the task text comes from (an issue is read from the forge;
+    # a spec's or an API task's text is kept in task_text).
+    kind: Mapped[str] = mapped_column(String(16), default="issue", server_default="issue")
+    task_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Higher runs first (urgent 1, normal 0, background -1); ties by age.
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Why a queued job is not running yet (a limit), shown in its status comment.
+    wait_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
@@ -111,3 +119,20 @@ class TranscriptEntry(Base):
     content: Mapped[str] = mapped_column(Text)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RepoRecord(Base):
+    """A small keyed record about one repository (its dashboard issue, reconciliation
+    marks): ``kind`` and ``key`` name it, ``data`` holds it."""
+
+    __tablename__ = "repo_records"
+    __table_args__ = (UniqueConstraint("forge", "repo", "kind", "key", name="uq_repo_record"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    forge: Mapped[str] = mapped_column(String(32))
+    repo: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

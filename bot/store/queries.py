@@ -43,6 +43,10 @@ class JobView:
     pull_number: int | None
     created_at: datetime
     updated_at: datetime
+    kind: str = "issue"
+    task_text: str = ""
+    priority: int = 0
+    wait_reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -91,6 +95,8 @@ def _view(job: Job) -> JobView:
         default_branch=job.default_branch, issue_number=job.issue_number, title=job.title,
         requested_by=job.requested_by, state=job.state, outcome=job.outcome, branch=job.branch,
         pull_number=job.pull_number, created_at=job.created_at, updated_at=job.updated_at,
+        kind=job.kind, task_text=job.task_text, priority=job.priority,
+        wait_reason=job.wait_reason,
     )
 
 
@@ -226,14 +232,18 @@ class Store:
     def create_job(
         self, *, trigger_key: str, forge: str, repo: str, default_branch: str,
         issue_number: int, title: str, requested_by: str, delivery_row: int | None,
+        kind: str = "issue", task_text: str = "", priority: int = 0,
     ) -> JobView | None:
-        """Queue a job for a trigger, or None when that trigger already has one."""
+        """Queue a job for a trigger, or None when that trigger already has one. ``kind``
+        ``spec`` or ``task`` jobs carry their text in ``task_text`` (an issue's is read from
+        the forge when the job runs)."""
         try:
             with self._tx() as s:
                 job = Job(
                     trigger_key=trigger_key, forge=forge, repo=repo,
                     default_branch=default_branch, issue_number=issue_number, title=title[:500],
                     requested_by=requested_by, delivery_id=delivery_row, state="queued",
+                    kind=kind, task_text=task_text, priority=priority,
                 )
                 s.add(job)
                 s.flush()

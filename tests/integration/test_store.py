@@ -59,10 +59,10 @@ def all_at_once(n: int, work: Callable[[int], object]) -> list[object]:
 
 def test_migrations_create_every_table(store):
     names = set(inspect(store.engine).get_table_names())
-    assert {"deliveries", "jobs", "attempts", "job_events", "transcript_entries",
+    assert {"deliveries", "jobs", "attempts", "job_events", "transcript_entries", "repo_records",
             "alembic_version"} <= names
     current, head = schema_status(store.engine)
-    assert current == head == "0002"
+    assert current == head == "0003"
 
 
 def test_migrating_twice_is_harmless(backend_url, store):
