@@ -147,6 +147,9 @@ def run_scenario(concurrency: int, jobs: int, memory_mb: int, work: Path) -> Fig
         "FORGEBOT_LLM__TRANSCRIPT": str(TRANSCRIPT),
         "FORGEBOT_WEB__PORT": str(port),
         "FORGEBOT_SCHEDULER__CONCURRENCY": str(concurrency),
+        # 50 jobs of one user on one repository: the queue limits opened wide.
+        "FORGEBOT_POLICY_FILE": str(Path(__file__).resolve().parents[1] / "policies"
+                                    / "high-volume.yml"),
         "FORGEBOT_SCHEDULER__TICK_SECONDS": "1",
         "FORGEBOT_SANDBOX__MEMORY_MB": str(memory_mb),
     }

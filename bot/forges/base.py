@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from bot.events import Event
@@ -46,6 +47,52 @@ class NewPull:
     title: str
     body: str
     draft: bool
+
+
+@dataclass(frozen=True)
+class ForgeComment:
+    """A comment on an issue or pull request, as reconciliation reads it back. ``id`` is the
+    forge's id (the one its webhook names), ``created`` an aware UTC time."""
+
+    id: int
+    author: str
+    body: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class PullState:
+    """Where a pull request stands: ``state`` is ``open``, ``merged`` or ``closed``
+    (unmerged); ``by`` is who merged it (or closed it, when the forge says), else ``""``."""
+
+    number: int
+    state: str
+    head: str
+    by: str
+    url: str
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check of the forge's CI on a commit (a GitHub check run or commit status, a
+    GitLab job or commit status, a Gitea commit status), never the bot's own status.
+
+    ``state`` is ``success``, ``failure``, ``pending`` or ``skipped`` (neutral, cancelled,
+    allowed to fail). ``summary`` is what the forge says of it (a check run's title and
+    summary, a status's description) and ``log`` the tail of its log where the API gives one
+    (GitLab job traces, a check run's ``output.text``), cut to ``LOG_TAIL_CHARS``. Both are
+    written by whatever ran the CI: hostile text, to be redacted and bounded before use."""
+
+    name: str
+    state: str
+    summary: str = ""
+    log: str = ""
+    url: str = ""
+
+
+CHECK_STATES = ("success", "failure", "pending", "skipped")
+LOG_TAIL_CHARS = 3_000
+SUMMARY_CHARS = 1_000
 
 
 def rewrite_url(url: str, rules: Mapping[str, str]) -> str:
@@ -131,8 +178,42 @@ class Forge(Protocol):
         """Paths changed between two commits (the compare API), for pushes whose payload
         does not list them all."""
 
+    # ---- the forge's own CI (bot/pipeline/ci_repair.py) ----
+
+    def commit_checks(self, repo: str, sha: str) -> list[CheckResult]:
+        """Every check the forge's CI reports on commit ``sha``, the latest of each name,
+        without the bot's own ``forgebot`` status. An empty list when there are none."""
+
     def set_status(self, repo: str, sha: str, state: str, description: str) -> None:
         """Set the bot's commit status (``pending``, ``success``, ``failure``) on ``sha``."""
 
     def permission(self, repo: str, user: str) -> str:
         """The user's permission on the repository: ``none``, ``read``, ``write`` or ``admin``."""
+
+    # ---- reconciliation and the dashboard issue (bot/pipeline/reconcile.py) ----
+
+    def default_branch(self, repo: str) -> str:
+        """The repository's default branch, as its webhooks would name it."""
+
+    def open_issues_with_label(self, repo: str, label: str) -> list[Issue]:
+        """Every open issue (never a pull request) that carries ``label``."""
+
+    def label_actor(self, repo: str, number: int, label: str) -> str | None:
+        """Who last added ``label`` to issue ``number`` (the forge's label history), or None
+        when the forge cannot tell. Reconciliation checks that person's permission, as the
+        ``labeled`` webhook's sender would have been checked."""
+
+    def comments_since(
+        self, repo: str, number: int, since: datetime, *, pull: bool = False
+    ) -> list[ForgeComment]:
+        """Comments on issue (or, with ``pull``, pull request) ``number`` created strictly
+        after ``since`` (aware), oldest first. Review comments on lines are not included."""
+
+    def pull_state(self, repo: str, number: int) -> PullState:
+        """Pull request ``number`` as it is now: open, merged or closed."""
+
+    def create_issue(self, repo: str, title: str, body: str) -> int:
+        """Open an issue as the bot and return its number (no label, no webhook needed)."""
+
+    def edit_issue(self, repo: str, number: int, body: str) -> None:
+        """Replace the body of issue ``number`` (the bot's own dashboard issue)."""

@@ -27,7 +27,7 @@ from bot.policy.model import Policy
 from bot.sandbox.base import Limits, Sandbox
 from bot.sandbox.docker import OWNER_LABEL
 from bot.secret_scan import redact
-from bot.store import Store
+from bot.store import JobView, Store
 
 
 class Cancelled(ForgebotError):
@@ -54,6 +54,12 @@ class Runtime:
     def repo_lock(self, key: str) -> threading.Lock:
         with self._guard:
             return self._repo_locks.setdefault(key, threading.Lock())
+
+
+def has_issue(job: JobView) -> bool:
+    """Whether the job came from an issue it can comment on (spec and task jobs have none,
+    and their ``issue_number`` is 0)."""
+    return job.kind == "issue" and job.issue_number > 0
 
 
 @dataclass
@@ -89,9 +95,14 @@ class Recorder:
 
     def show(self, **change: Any) -> None:
         """Update the job's one status comment on the issue. A forge that refuses does not
-        stop the job: the comment is a view, the events are the record."""
+        stop the job: the comment is a view, the events are the record.
+
+        A job without an issue (a spec push, the tasks API) has nowhere to comment: its
+        record is the job's events, the API and the dashboard, and its pull request body."""
         self.status = replace(self.status, **change)
         job = self.lease.claim.job
+        if not has_issue(job):
+            return
         try:
             self.forge.upsert_comment(job.repo, job.issue_number, status_marker(job.id),
                                       status_comment(self.status))
@@ -99,14 +110,21 @@ class Recorder:
             self.event("status.failed", error=str(exc))
 
     def check(self) -> None:
-        """Stop the attempt when its lease is gone, the job was cancelled (``/cancel``,
-        seen at once through the store) or its time is up."""
+        """Stop the attempt when its lease is gone, the job or this attempt was cancelled
+        (``/cancel``, a superseding spec edit: seen at once through the store) or its time
+        is up."""
         if self.lease.lost.is_set():
             raise Cancelled("the job's lease was lost")
         current = self.store.get_job(self.job_id)
         if current is None or current.state != "running":
             self.lease.lost.set()
             raise Cancelled(f"the job is {current.state if current else 'gone'}")
+        # A superseded attempt (a spec edited again) stops even when this very worker has
+        # claimed the job again meanwhile: its own attempt row says so.
+        state = self.store.attempt_state(self.lease.claim.attempt_id)
+        if state not in (None, "running"):
+            self.lease.lost.set()
+            raise Cancelled(f"the attempt is {state}")
         if time.monotonic() > self.deadline:
             raise BudgetExceeded("the attempt ran past limits.job_timeout_s")
 

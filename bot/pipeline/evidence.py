@@ -43,6 +43,10 @@ class Evidence:
     proven: tuple[str, ...] = ()
     before_exit: int | None = None
     before_timed_out: bool = False
+    # (test id, outcome) of every case on the base commit and on the change, from their
+    # JUnit reports (empty when there was none): the traceability table reads them.
+    before_cases: tuple[tuple[str, str], ...] = ()
+    after_cases: tuple[tuple[str, str], ...] = ()
 
     @property
     def holds(self) -> bool:
@@ -86,7 +90,8 @@ def changed_test_files(changes: ChangeSet) -> tuple[str, ...]:
 def compare(test_files: tuple[str, ...], before: Result, after: Result) -> Evidence:
     """Judge ``after`` (the suite on the change) against ``before`` (the suite on the base
     commit with the change's test files). Pure."""
-    base = Evidence(EvidenceStatus.NO_TEST, test_files, (), before.exit_code, before.timed_out)
+    base = Evidence(EvidenceStatus.NO_TEST, test_files, (), before.exit_code, before.timed_out,
+                    _cases(before), _cases(after))
     if after.exit_code != 0 or after.timed_out:
         return _with(base, EvidenceStatus.NOT_RUN)
     failed_before = before.exit_code != 0 or before.timed_out
@@ -96,15 +101,27 @@ def compare(test_files: tuple[str, ...], before: Result, after: Result) -> Evide
         # Without a report of which test failed, the failing run itself is the evidence:
         # the suite with the new tests fails on the base and passes on the change.
         return _with(base, EvidenceStatus.PROVEN)
-    proven = _flipped(before.junit, after.junit, before_failed=failed_before)
+    proven = _flipped(before.junit, after.junit, before_failed=failed_before,
+                      test_files=test_files)
     if not proven:
         return _with(base, EvidenceStatus.NOT_CAPTURED)
-    return Evidence(EvidenceStatus.PROVEN, test_files, proven, before.exit_code, before.timed_out)
+    return Evidence(EvidenceStatus.PROVEN, test_files, proven, before.exit_code, before.timed_out,
+                    base.before_cases, base.after_cases)
 
 
-def _flipped(before: TestCounts, after: TestCounts, *, before_failed: bool) -> tuple[str, ...]:
+def _cases(result: Result) -> tuple[tuple[str, str], ...]:
+    return result.junit.cases if result.junit is not None else ()
+
+
+def _flipped(before: TestCounts, after: TestCounts, *, before_failed: bool,
+             test_files: tuple[str, ...] = ()) -> tuple[str, ...]:
     """Cases passing after that failed before, or did not run before in a failing run (a
-    test importing a function the base does not have cannot even be collected there)."""
+    test importing a function the base does not have cannot even be collected there).
+
+    A case that did not run before counts only when it is in one of the change's test files:
+    a collection error stops pytest before any test runs, and the old tests it kept from
+    running prove nothing.
+    """
     outcome_before = dict(before.cases)
     return tuple(
         test_id
@@ -112,14 +129,27 @@ def _flipped(before: TestCounts, after: TestCounts, *, before_failed: bool) -> t
         if outcome == "passed"
         and (
             outcome_before.get(test_id) in _FAILED
-            or (test_id not in outcome_before and before_failed)
+            or (test_id not in outcome_before and before_failed
+                and in_test_files(test_id, test_files))
         )
     )
 
 
+def in_test_files(test_id: str, test_files: tuple[str, ...]) -> bool:
+    """Whether a JUnit case (``classname::name``) comes from one of ``test_files``. Python
+    files are matched by module (``tests/test_a.py`` is ``tests.test_a``); when none of the
+    files is Python, the report's names cannot be mapped to files, so every case may."""
+    modules = [path.removesuffix(".py").replace("/", ".") for path in test_files
+               if path.endswith(".py")]
+    if not modules:
+        return True
+    classname = test_id.rpartition("::")[0] or test_id
+    return any(classname == m or classname.startswith(m + ".") for m in modules)
+
+
 def _with(evidence: Evidence, status: EvidenceStatus) -> Evidence:
     return Evidence(status, evidence.test_files, (), evidence.before_exit,
-                    evidence.before_timed_out)
+                    evidence.before_timed_out, evidence.before_cases, evidence.after_cases)
 
 
 def copy_test_files(source: Path, dest: Path, paths: tuple[str, ...]) -> tuple[str, ...]:
@@ -185,9 +215,9 @@ def gather(
     folder in a fresh sandbox.
     """
     if not test_files:
-        return Evidence(EvidenceStatus.NO_TEST)
+        return Evidence(EvidenceStatus.NO_TEST, after_cases=_cases(after))
     if after.exit_code != 0 or after.timed_out:
-        return Evidence(EvidenceStatus.NOT_RUN, test_files)
+        return Evidence(EvidenceStatus.NOT_RUN, test_files, after_cases=_cases(after))
     base = prepare_base()
     copy_test_files(change_dir, base, test_files)
     return compare(test_files, run_tests(base), after)

@@ -8,6 +8,7 @@ its KV cache serve every iteration).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from bot import gitops
@@ -15,6 +16,7 @@ from bot.agent.loop import AgentResult, AgentSettings, AgentTask, run_agent
 from bot.agent.models import ModelRouter
 from bot.config import Role, Settings, Switch
 from bot.errors import GitError
+from bot.pipeline import approval
 from bot.pipeline.attempt import (
     Prepared,
     Recorder,
@@ -41,13 +43,19 @@ def implement(rt: Runtime, rec: Recorder, prepared: Prepared) -> AgentResult:
     task = AgentTask(prepared.issue.title, prepared.issue.body + prepared.feedback,
                      instructions=instructions,
                      recent_files=_recent_files(prepared))
-    session = rt.sandbox.start(prepared.image, sandbox_limits(rt, prepared.policy),
-                               sandbox_labels(rec, "agent"))
+    observer = _Observer(rec)
     try:
-        result = run_agent(task, prepared.agent_dir, session, models, settings,
-                           _Observer(rec))
+        # A large change waits here for /approve (JobStopped) before anything is edited.
+        task = replace(task, plan=approval.gate(rec, prepared, task, models,
+                                                settings=settings, observer=observer,
+                                                bot_user=rt.settings.bot_user))
+        session = rt.sandbox.start(prepared.image, sandbox_limits(rt, prepared.policy),
+                                   sandbox_labels(rec, "agent"))
+        try:
+            result = run_agent(task, prepared.agent_dir, session, models, settings, observer)
+        finally:
+            session.close()
     finally:
-        session.close()
         models.close()
     rec.event("agent.finished", outcome=result.outcome, iterations=result.iterations,
               files=list(result.changed_files), tokens=result.tokens,

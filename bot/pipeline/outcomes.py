@@ -26,11 +26,14 @@ class Outcome(StrEnum):
     SETUP_FAILED = "setup_failed"  # installing the repository's dependencies failed
     CANCELLED = "cancelled"
     TAKEN_OVER = "taken_over"  # a person pushed to the bot's branch: the bot leaves it alone
+    AWAITING_APPROVAL = "awaiting_approval"  # the plan is posted; /approve goes on
 
     @property
     def failed(self) -> bool:
-        """True when the job did not publish a pull request."""
-        return self not in (Outcome.SUBMITTED, Outcome.TESTS_FAILED, Outcome.UNPROVEN)
+        """True when the job did not publish a pull request (and is not waiting for a
+        person's approval of its plan, which is no failure)."""
+        return self not in (Outcome.SUBMITTED, Outcome.TESTS_FAILED, Outcome.UNPROVEN,
+                            Outcome.AWAITING_APPROVAL)
 
 
 class JobStopped(ForgebotError):

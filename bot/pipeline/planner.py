@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bot import gitops
@@ -35,6 +36,7 @@ from bot.commands import (
 )
 from bot.errors import ForgeError, GitError
 from bot.events import (
+    ChecksCompleted,
     CommentCreated,
     Event,
     IssueClosed,
@@ -46,8 +48,13 @@ from bot.events import (
     ReviewSubmitted,
 )
 from bot.forges.base import Forge
+from bot.logs import job_context
 from bot.metrics import Metrics
+from bot.pipeline import approval, ci_repair
+from bot.pipeline.limits import priority_of
+from bot.pipeline.outcomes import Outcome
 from bot.pipeline.report import MARKER
+from bot.pipeline.spec_trigger import SpecTrigger
 from bot.policy.model import Policy
 from bot.store import DeliveryView, JobView, Store
 
@@ -61,6 +68,7 @@ PULL_CLOSED = "pull.closed"
 BRANCH_TAKEN_OVER = "branch.taken_over"
 REVIEW_REVISION = "review.revision"
 LABEL_REPEATED = "label.repeated"
+COMMAND_SEEN = "command.seen"
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,8 @@ class Planner:
     """Turns stored deliveries into jobs and command replies."""
 
     def __init__(self, store: Store, forges: Mapping[str, Forge], policy: Policy,
-                 bot_user: str, metrics: Metrics | None = None) -> None:
+                 bot_user: str, metrics: Metrics | None = None, *,
+                 mirrors: Path | None = None) -> None:
         self.store = store
         self.forges = forges
         self.policy = policy
@@ -92,6 +101,8 @@ class Planner:
         self.metrics = metrics
         # Per process: a restarted worker may reply once more within the hour, no more.
         self.limiter = ReplyLimiter()
+        # Spec pushes; ``mirrors`` is the mirror cache, else each push clones afresh.
+        self.specs = SpecTrigger(store, policy, mirrors)
         # Event type -> what it does (IssueLabeled also needs its delivery: see plan_event).
         self._handlers: dict[type, Callable[[Forge, Any], PlanResult]] = {
             CommentCreated: self._comment,
@@ -100,6 +111,7 @@ class Planner:
             PullClosed: self._pull_closed,
             Pushed: self._pushed,
             ReviewSubmitted: self._review,
+            ChecksCompleted: self._checks,
         }
 
     def plan_pending(self, owner: str = "planner") -> int:
@@ -107,12 +119,14 @@ class Planner:
         were made. Workers planning at once take different deliveries."""
         made = 0
         for delivery in self.store.take_deliveries(owner):
-            result = self._plan_delivery(delivery)
-            self.store.mark_delivery(delivery.id, result.status, result.note)
-            if self.metrics is not None:
-                self.metrics.planned.labels(delivery.forge, result.status).inc()
-            log.info("delivery planned", extra={"delivery": delivery.delivery_id,
-                                                "result": result.status, "job": result.job_id})
+            # Every line written while planning (forge calls, refusals) names the delivery.
+            with job_context(delivery=delivery.delivery_id):
+                result = self._plan_delivery(delivery)
+                self.store.mark_delivery(delivery.id, result.status, result.note)
+                if self.metrics is not None:
+                    self.metrics.planned.labels(delivery.forge, result.status).inc()
+                log.info("delivery planned", extra={"result": result.status,
+                                                    "job": result.job_id})
             made += result.status == "job"
         return made
 
@@ -131,6 +145,10 @@ class Planner:
         """Decide what an event starts. Raises ForgeError when the forge cannot be asked."""
         if isinstance(event, IssueLabeled):
             return self._labeled(forge, event, delivery_row)
+        if isinstance(event, Pushed) and event.to_default_branch:
+            # A push to the default branch may change specs (bot.pipeline.spec_trigger).
+            spec = self.specs.plan(forge, event, delivery_row)
+            return PlanResult(spec.status, spec.note, spec.job_id)
         handler = self._handlers.get(type(event))
         if event is None or handler is None:
             return PlanResult("ignored", "event starts nothing")
@@ -150,11 +168,12 @@ class Planner:
         # A GitHub App acts as "<slug>[bot]"; either form of the configured name is the bot.
         return user.lower().removesuffix("[bot]") == self.bot_user.lower().removesuffix("[bot]")
 
-    def _acknowledge(self, forge: Forge, repo: str, number: int, *, pull: bool = False) -> None:
-        """👀 on the issue or pull request: seen and taken. Best effort: a forge that refuses
-        a reaction does not undo the work it acknowledges."""
+    def _acknowledge(self, forge: Forge, repo: str, number: int, *, pull: bool = False,
+                     comment_id: int | None = None) -> None:
+        """👀 on the comment, or on the issue or pull request: seen and taken. Best effort: a
+        forge that refuses a reaction does not undo the work it acknowledges."""
         try:
-            forge.react(repo, number, None, "eyes", pull=pull)
+            forge.react(repo, number, comment_id, "eyes", pull=pull)
         except ForgeError as exc:
             log.warning("could not react on #%d of %s: %s", number, repo, exc)
 
@@ -173,6 +192,7 @@ class Planner:
             trigger_key=key, forge=repo.forge, repo=repo.full_name,
             default_branch=repo.default_branch, issue_number=event.number, title=event.title,
             requested_by=event.sender, delivery_row=delivery_row,
+            priority=priority_of(event.labels, self.policy),
         )
         if job is None:
             return PlanResult("ignored", f"a job for {key} already exists")
@@ -220,7 +240,16 @@ class Planner:
             return PlanResult("ignored", f"/{parsed.word} is not ours")  # maybe another bot's
         if not self._may(forge, repo, event.author, event.number, pull=event.is_pull):
             return PlanResult("ignored", f"{event.author} lacks permission for a command")
-        forge.react(repo, event.number, event.comment_id, "eyes", pull=event.is_pull)
+        # The same comment seen twice (a redelivery, or reconciliation finding it after the
+        # webhook came) runs once.
+        if job is not None and event.comment_id is not None and not self.store.record_once(
+                job.id, COMMAND_SEEN,
+                f"comment:{'pull' if event.is_pull else 'issue'}:{event.comment_id}",
+                {"by": event.author}):
+            return PlanResult("ignored", f"comment {event.comment_id} was already handled",
+                              job.id)
+        self._acknowledge(forge, repo, event.number, pull=event.is_pull,
+                          comment_id=event.comment_id)
         return self._run_command(forge, event, parsed, job)
 
     def _run_command(self, forge: Forge, event: CommentCreated,
@@ -266,9 +295,39 @@ class Planner:
                         "finished (or `/cancel` it first).")
             forge.comment(repo, number, f"{MARKER}\n{text}", pull=event.is_pull)
             return PlanResult("command", text, job.id)
-        forge.comment(repo, number, f"{MARKER}\n`/{parsed.name}` is understood but not "
-                      "available yet in this version of forgebot.", pull=event.is_pull)
-        return PlanResult("command", f"/{parsed.name} not available yet", job.id)
+        if parsed.name == "approve":
+            text = self._approve(job, who)
+        else:
+            text = self._explain(job, who, number, pull=event.is_pull)
+        forge.comment(repo, number, f"{MARKER}\n{text}", pull=event.is_pull)
+        return PlanResult("command", text, job.id)
+
+    def _approve(self, job: JobView, who: str) -> str:
+        """``/approve``: the posted plan is approved once, and the job goes on with it."""
+        waiting = approval.waiting_plan(self.store.events(job.id))
+        if job.outcome != Outcome.AWAITING_APPROVAL.value or waiting is None:
+            return (f"Job {job.id} has no plan waiting for approval (it is {job.state}"
+                    + (f", outcome `{job.outcome}`" if job.outcome else "") + ").")
+        if not self.store.record_once(job.id, approval.PLAN_APPROVED,
+                                      approval.approval_key(waiting), {"by": who}):
+            return f"The plan of job {job.id} is already approved."
+        # The feedback that shaped the plan (a /revise on it) still guides the change.
+        feedback = str(self.store.last_request(job.id).get("feedback") or "")
+        if not self.store.requeue(job.id, mode="approve", feedback=feedback, by=who):
+            return f"Job {job.id} is {job.state}; the approval is recorded."
+        return (f"Plan approved by @{who}: job {job.id} is queued to make the change; the "
+                f"status comment on #{job.issue_number} follows it.")
+
+    def _explain(self, job: JobView, who: str, number: int, *, pull: bool) -> str:
+        """``/explain``: an attempt that only explains, answered where it was asked."""
+        if job.state not in ("done", "failed") or not job.branch:
+            return (f"Job {job.id} has no change to explain yet (it is {job.state}); ask "
+                    "again once it has pushed a branch.")
+        note = {"reply_to": number, "pull": pull, "previous_outcome": job.outcome or "",
+                "previous_state": job.state}
+        if not self.store.requeue(job.id, mode="explain", feedback="", by=who, note=note):
+            return f"Job {job.id} is {job.state}; ask again once it has finished."
+        return f"Job {job.id}: an explanation of its change follows in a comment here."
 
 
     # ---------------------------------------------------------------- lifecycle
@@ -280,6 +339,17 @@ class Planner:
         if job is None and head.startswith(self.policy.publish.branch_prefix):
             job = self.store.job_for_branch(repo.forge, repo.full_name, head)
         return job
+
+    def _checks(self, forge: Forge, event: ChecksCompleted) -> PlanResult:
+        """The forge's CI finished on a commit: on the bot's pull request, a diagnosis, a
+        repair or marking it ready, as ``policy.ci`` says (bot.pipeline.ci_repair)."""
+        job = ci_repair.find_job(self.store, event, self.policy.publish.branch_prefix,
+                                 self._bot_job)
+        if job is None:
+            return PlanResult("ignored", f"{event.sha[:12]} is not on a bot pull request")
+        done = ci_repair.follow(self.store, forge, self.policy.ci, event, job,
+                                taken_over=self.store.has_record(job.id, BRANCH_TAKEN_OVER))
+        return PlanResult(done.status, done.note, job.id)
 
     def _stop(self, forge: Forge, job: JobView, by: str, reason: str) -> PlanResult:
         """Cancel the job (a running attempt stops at its next check) and say so on the
@@ -359,7 +429,10 @@ class Planner:
         link = _link(event.repo, event.number, event.url)
         text = f"Pull request {link} was closed without merging by @{event.sender}"
         text += f"; job {job.id} is stopped" + (f" and `{branch}` deleted." if deleted else ".")
-        forge.comment(job.repo, job.issue_number, f"{MARKER}\n{text}")
+        # A spec job has no issue (number 0): it says so on the pull request instead.
+        number, pull = ((job.issue_number, False) if job.issue_number > 0
+                        else (event.number, True))
+        forge.comment(job.repo, number, f"{MARKER}\n{text}", pull=pull)
 
     def _pushed(self, forge: Forge, event: Pushed) -> PlanResult:
         """A push to the bot's branch by anyone but the bot: the bot stops updating it."""
@@ -379,9 +452,9 @@ class Planner:
                                       {"branch": branch, "by": event.pusher,
                                        "sha": event.after}):
             return PlanResult("ignored", f"push {event.after[:12]} already recorded", job.id)
-        if first:
-            number, pull = (job.pull_number, True) if job.pull_number else (job.issue_number,
-                                                                            False)
+        number, pull = (job.pull_number, True) if job.pull_number else (job.issue_number,
+                                                                        False)
+        if first and number > 0:  # a spec or API job before its pull request: nowhere to say
             forge.comment(job.repo, number,
                           f"{MARKER}\n@{event.pusher} pushed to `{branch}`, so forgebot stops "
                           "updating this branch: its commits are yours now. Retries and "

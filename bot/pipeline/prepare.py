@@ -32,8 +32,7 @@ log = logging.getLogger(__name__)
 def prepare(rt: Runtime, rec: Recorder) -> Prepared:
     job, claim, forge = rec.lease.claim.job, rec.lease.claim, rec.forge
     issue = task_of(job, forge)
-    branch = job.branch or gitops.branch_name(
-        rt.policy.publish.branch_prefix, job.issue_number, issue.title)
+    branch = job.branch or job_branch(rt.policy.publish.branch_prefix, job, issue.title)
     rt.store.update_job(job.id, branch=branch)
     data = rt.settings.data_dir.resolve()
     attempt_root = data / "work" / f"job-{job.id}" / f"attempt-{claim.attempt_number}"
@@ -62,6 +61,15 @@ def prepare(rt: Runtime, rec: Recorder) -> Prepared:
     return prepared
 
 
+def job_branch(prefix: str, job: JobView, title: str) -> str:
+    """The bot's branch for a job: ``<prefix><issue>-<slug>`` for an issue, and
+    ``<prefix><kind>-<job id>-<slug>`` for a spec or API task (the tasks API names its
+    branches so too; this is the same name should a worker claim the job first)."""
+    if job.kind == "issue":
+        return gitops.branch_name(prefix, job.issue_number, title)
+    return gitops.branch_name(f"{prefix}{job.kind}-", job.id, title)
+
+
 def task_of(job: JobView, forge: Forge) -> Issue:
     """What the job is asked to do: its issue as it is now on the forge, or the text a spec
     push or the tasks API stored with the job."""
@@ -85,8 +93,11 @@ def _feedback(request: dict[str, Any]) -> str:
     if not text:
         return ""
     who = str(request.get("by") or "a maintainer")
-    kind = "revision feedback" if request.get("mode") == "revise" else "guidance for a retry"
+    kind = _FEEDBACK_KIND.get(str(request.get("mode")), "guidance for a retry")
     return f"\n\n{kind.capitalize()} from @{who} (also untrusted text):\n{text}"
+
+
+_FEEDBACK_KIND = {"revise": "revision feedback", "approve": "feedback on the approved plan"}
 
 
 def _set_up_repository(rt: Runtime, rec: Recorder, prepared: Prepared) -> None:

@@ -10,10 +10,12 @@ from bot import gitops
 from bot.agent.loop import AgentResult
 from bot.errors import ForgeError
 from bot.forges.base import NewPull
+from bot.pipeline import ci_repair
 from bot.pipeline.attempt import Prepared, Recorder, Runtime
 from bot.pipeline.outcomes import JobStopped, Outcome
 from bot.pipeline.planner import BRANCH_TAKEN_OVER
 from bot.pipeline.report import FileChange, Report, pull_body, pull_title
+from bot.pipeline.traceability import spec_report
 from bot.pipeline.verify import Verified
 from bot.policy.changeset import ChangeSet
 
@@ -47,8 +49,9 @@ def publish(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult,
     passed = v.tests.exit_code == 0 and not v.tests.timed_out
     checks = prepared.policy.checks
     proven = v.evidence is not None and v.evidence.holds
+    untested = v.trace.untested if v.trace is not None else ()  # a spec job's failed check
     outcome = (Outcome.TESTS_FAILED if not passed
-               else Outcome.UNPROVEN if not proven and checks.require_failing_test
+               else Outcome.UNPROVEN if untested or (not proven and checks.require_failing_test)
                else Outcome.SUBMITTED)
     # With checks.tests_must_pass off, failing tests are reported but do not make a draft.
     draft = (outcome is Outcome.TESTS_FAILED and checks.tests_must_pass) or (
@@ -61,21 +64,29 @@ def publish(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult,
                      evidence=tuple(v.evidence.lines()) if v.evidence else ())
     if draft and not prepared.policy.publish.draft_when_failed:
         return replace(report, detail="A check failed and the policy does not publish drafts.")
+    if v.trace is not None:
+        report = replace(report, **spec_report(v.trace, v.trusted_dir,
+                                                submitted=outcome is Outcome.SUBMITTED))
     sha = gitops.commit(v.trusted_dir, f"{pull_title(report)}\n\nforgebot job {job.id}",
                         gitops.Identity(rt.settings.git.author_name, rt.settings.git.author_email))
     _push(rt, rec, prepared, v.trusted_dir, sha)
+    # ci.ready_when_green: a pull request that would be ready waits as a draft for the
+    # forge's checks; bot.pipeline.ci_repair marks it ready when they pass.
+    waiting = prepared.policy.ci.ready_when_green and not draft
+    body = pull_body(report) + (ci_repair.WAITING_NOTE if waiting else "")
     pull = prepared.forge.find_pull(job.repo, prepared.branch)
     if pull is None:
         pull = prepared.forge.open_pull(job.repo, NewPull(
             head=prepared.branch, base=job.default_branch, title=pull_title(report),
-            body=pull_body(report), draft=draft))
+            body=body, draft=draft or waiting))
     else:
-        pull = prepared.forge.update_pull(job.repo, pull.number, body=pull_body(report),
-                                          draft=draft)
+        pull = prepared.forge.update_pull(job.repo, pull.number, body=body,
+                                          draft=draft or waiting)
     rt.store.update_job(job.id, pull_number=pull.number)
     prepared.forge.set_status(job.repo, sha, "failure" if draft else "success",
                               f"forgebot job {job.id}: {report.outcome.value}")
-    rec.event("pull.published", number=pull.number, sha=sha, draft=draft, url=pull.url)
+    rec.event("pull.published", number=pull.number, sha=sha, draft=draft, url=pull.url,
+              waiting_for_ci=waiting)
     return replace(report, pull_url=pull.url)
 
 

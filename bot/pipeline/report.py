@@ -40,6 +40,10 @@ class Report:
     pull_url: str | None = None
     evidence: Sequence[str] = ()  # Markdown lines: which tests fail before and pass after
     instructions: Sequence[str] = ()  # the repository's instruction files the agent was given
+    spec_path: str = ""  # a spec job's spec (then issue_number is 0: there is no issue)
+    traceability: Sequence[str] = ()  # Markdown lines: criterion, test, before, after
+    untested: Sequence[str] = ()  # new or changed criteria no test carries: a failed check
+    spec_status: str = ""  # what the change writes in the spec's front matter
 
 
 def _tests_line(report: Report) -> str:
@@ -57,16 +61,28 @@ def _tests_line(report: Report) -> str:
 
 
 def pull_title(report: Report) -> str:
+    if report.spec_path:
+        return report.issue_title[:200]
     return f"{report.issue_title} (#{report.issue_number})"[:200]
+
+
+def _asked(report: Report) -> list[str]:
+    """Where the work came from: the issue it closes, or the spec it implements."""
+    if not report.spec_path:
+        return [f"Closes #{report.issue_number}.", "", "## What was asked",
+                f"Issue #{report.issue_number}: {report.issue_title}"]
+    lines = [f"Implements the spec `{report.spec_path}`.", "", "## What was asked",
+             f"{report.issue_title}, changed on the default branch (`{report.spec_path}`)."]
+    if report.spec_status:
+        lines.append(f"Merging this records `status: {report.spec_status}` in the spec's "
+                     "front matter.")
+    return lines
 
 
 def pull_body(report: Report) -> str:
     lines = [
         MARKER,
-        f"Closes #{report.issue_number}.",
-        "",
-        "## What was asked",
-        f"Issue #{report.issue_number}: {report.issue_title}",
+        *_asked(report),
         "",
         "## What changed",
         *[f"- `{f.path}` (+{f.added} -{f.removed})" for f in report.files],
@@ -76,6 +92,9 @@ def pull_body(report: Report) -> str:
     ]
     if report.tests and report.tests.failures:
         lines += [f"  - `{f}`" for f in report.tests.failures[:10]]
+    if report.spec_path:
+        lines += ["", "## Traceability (each criterion, the tests marked with its id, and "
+                  "their results on the base commit and on the change)", *report.traceability]
     if report.evidence:
         lines += ["", "## Evidence (the change's tests on the base commit, then on the change)",
                   *report.evidence]
@@ -92,6 +111,10 @@ def pull_body(report: Report) -> str:
     ]
     if report.outcome is Outcome.TESTS_FAILED:
         lines.insert(1, "> **Draft:** the tests fail on this change; it needs a human or `/retry`.")
+    elif report.outcome is Outcome.UNPROVEN and report.untested:
+        named = ", ".join(f"`{cid}`" for cid in report.untested)
+        lines.insert(1, f"> **Draft:** failed check: no test carries {named}, so nothing shows "
+                     "the spec's criteria hold. It needs a human or a new push of the spec.")
     elif report.outcome is Outcome.UNPROVEN:
         lines.insert(1, "> **Draft:** the tests pass, but no test fails without this change, so "
                      "nothing shows it does what the issue asks. It needs a human or `/retry`.")
@@ -122,13 +145,32 @@ class Status:
     done: tuple[str, ...] = ()
     iteration: tuple[int, int] | None = None  # (i, of N) while implementing
     final: Report | None = None
+    # Still in the queue (no attempt has started): its place (None: far back) and why it
+    # waits ("": for a free worker; else a limit, bot.pipeline.limits.wait_reason).
+    queued: bool = False
+    position: int | None = None
+    wait_reason: str = ""
+
+
+def _queued_line(status: Status) -> str:
+    if not status.queued:
+        return "- [x] Queued"
+    line = "- [ ] **Queued**"
+    if status.position is not None:
+        line += f" (position {status.position})"
+    if status.wait_reason:
+        # One line: a reason never breaks the checklist, whatever names it carries.
+        line += ": " + " ".join(status.wait_reason.split())
+    return line + " ⏳"
 
 
 def status_comment(status: Status) -> str:
-    """The checklist of stages, then the outcome once there is one."""
-    lines = [MARKER, status_marker(status.job_id),
-             f"**forgebot** — job {status.job_id}, attempt {status.attempt}", "",
-             "- [x] Queued"]
+    """The checklist of stages, then the outcome once there is one. A queued job shows its
+    place in the queue and why it waits; its attempt has not started, so none is named."""
+    header = f"**forgebot** — job {status.job_id}"
+    if not status.queued:
+        header += f", attempt {status.attempt}"
+    lines = [MARKER, status_marker(status.job_id), header, "", _queued_line(status)]
     for stage in STAGES:
         text = _STAGE_TEXT[stage]
         if stage == "implement" and status.iteration and stage == status.current:
@@ -163,6 +205,7 @@ _EXPLAIN = {
     Outcome.SETUP_FAILED: "could not install this repository's dependencies",
     Outcome.CANCELLED: "was cancelled",
     Outcome.TAKEN_OVER: "left the branch alone: someone else has pushed to it",
+    Outcome.AWAITING_APPROVAL: "posted its plan and waits for `/approve`",
 }
 
 

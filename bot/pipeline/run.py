@@ -23,6 +23,7 @@ from bot.pipeline.attempt import (
     known_secrets,
     max_iterations_for,
 )
+from bot.pipeline.explain import explain
 from bot.pipeline.implement import implement
 from bot.pipeline.lease import Lease
 from bot.pipeline.outcomes import JobStopped, Outcome
@@ -48,13 +49,35 @@ _OUTCOME_OF_ERROR: tuple[tuple[type[ForgebotError], Outcome], ...] = (
 def run_job(rt: Runtime, lease: Lease) -> None:
     """Run one attempt to a named outcome, report it on the forge and close the job."""
     claim = lease.claim
-    with job_context(job=claim.job.id, attempt=claim.attempt_id):
+    delivery = rt.store.delivery_id_of(claim.job.id)
+    with job_context(job=claim.job.id, attempt=claim.attempt_id,
+                     **({"delivery": delivery} if delivery else {})):
         forge = rt.forges.get(claim.job.forge)
         if forge is None:  # configuration changed since the job was queued
             log.error("job's forge is not configured", extra={"forge": claim.job.forge})
             rt.store.finish(claim, lease.owner, Outcome.FORGE_ERROR.value, failed=True)
             return
-        _run_attempt(rt, lease, forge)
+        if rt.store.last_request(claim.job.id).get("mode") == "explain":
+            _explain_attempt(rt, lease, forge)
+        else:
+            _run_attempt(rt, lease, forge)
+
+
+def _explain_attempt(rt: Runtime, lease: Lease, forge: Forge) -> None:
+    """``/explain``: post the explanation, then leave the job as it was (state and outcome
+    are kept in the request by the planner)."""
+    rec = Recorder(rt.store, lease, time.monotonic() + rt.policy.limits.job_timeout_s,
+                   rt.metrics, forge, max_iterations_for(rt), known_secrets(rt.settings))
+    try:
+        explain(rt, rec, forge)
+    except ForgeError as exc:
+        if _retry_later(rt, rec, exc):
+            return
+        log.warning("could not post an explanation", extra={"job": lease.claim.job.id})
+    request = rt.store.last_request(lease.claim.job.id)
+    outcome = str(request.get("previous_outcome") or Outcome.SUBMITTED.value)
+    rt.store.finish(lease.claim, lease.owner, outcome,
+                    failed=request.get("previous_state") == "failed")
 
 
 def _run_attempt(rt: Runtime, lease: Lease, forge: Forge) -> None:

@@ -14,6 +14,7 @@ from bot.agent.loop import AgentResult
 from bot.pipeline import evidence
 from bot.pipeline.attempt import Prepared, Recorder, Runtime, sandbox_labels, sandbox_limits
 from bot.pipeline.evidence import Evidence
+from bot.pipeline.traceability import Traceability, spec_edit_violations, trace_job
 from bot.policy.changeset import ChangeSet, DiffError, parse_diff
 from bot.policy.evaluate import Violation, evaluate
 from bot.sandbox.base import Result
@@ -30,6 +31,7 @@ class Verified:
     tests: Result | None
     trusted_dir: Path
     evidence: Evidence | None = None  # None when the tests did not run on the change
+    trace: Traceability | None = None  # a spec job's criteria → tests (bot.pipeline.traceability)
 
 
 def verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) -> Verified:
@@ -50,6 +52,7 @@ def verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) -
         return Verified(trusted_diff, None, [Violation("diff.invalid", None, None, str(exc))],
                         [], None, trusted)
     violations = evaluate(prepared.policy, changes)
+    violations += spec_edit_violations(rec.lease.claim.job, changes)
     findings = scan_changes(changes) if prepared.policy.checks.secret_scan else []
     rec.event("gates.evaluated", violations=[v.rule for v in violations],
               findings=len(findings))
@@ -66,7 +69,12 @@ def verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) -
               passed=counts.passed if counts else None,
               failed=counts.failed if counts else None)
     proof = _prove(rt, rec, prepared, changes, tests)
-    return Verified(trusted_diff, changes, violations, findings, tests, trusted, proof)
+    traced = trace_job(rt.store, rec.lease.claim.job, mirror=prepared.mirror,
+                       base_sha=prepared.base_sha, tree=trusted, evidence=proof, after=tests)
+    if traced is not None:
+        rec.event("spec.traced", spec=traced.spec_path, untested=list(traced.untested),
+                  proven=[r.criterion_id for r in traced.rows if r.proven])
+    return Verified(trusted_diff, changes, violations, findings, tests, trusted, proof, traced)
 
 
 def _run_tests(rt: Runtime, rec: Recorder, prepared: Prepared, tree: Path, phase: str) -> Result:

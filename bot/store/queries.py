@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Update, and_, func, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Engine,
+    Update,
+    and_,
+    false,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +31,15 @@ from bot.store.models import Attempt, Delivery, Job, JobEvent, TranscriptEntry, 
 # they are needed only to verify, and a stored copy would be a secret at rest.
 _SECRET_HEADER_WORDS = ("signature", "token", "authorization", "cookie")
 ACTIVE_STATES = ("queued", "running")
+# The order workers claim queued jobs in: higher priority first, then the oldest.
+_CLAIM_ORDER = (Job.priority.desc(), Job.id)
+# Names the lock limited claims take on PostgreSQL (any constant unused elsewhere will do).
+_CLAIM_LOCK = 0x666F7271  # "forq"
+# Job events the queue limits read. The planner records the ends of a pull request
+# (bot.pipeline.planner.PULL_MERGED, PULL_CLOSED; the store cannot import the pipeline) and
+# the publish stage records each pull request it opens or updates.
+PULL_ENDED = ("pull.merged", "pull.closed")
+PULL_PUBLISHED = "pull.published"
 # A delivery a planner has taken (``take_deliveries``) and not yet given a final status.
 PLANNING = "planning"
 UNPLANNED = ("pending", PLANNING)
@@ -70,6 +90,29 @@ class Claim:
     job: JobView
     attempt_id: int
     attempt_number: int
+
+
+@dataclass(frozen=True)
+class Load:
+    """What the queue limits look at for one queued job, counted under the claim's lock and
+    without the job itself (``bot.pipeline.limits.wait_reason`` decides on it).
+
+    ``opens_pull`` is False when the job already owns an open pull request: its next attempt
+    updates that one, so the pull request limits must not hold it back (a revision never
+    waits for its own pull request to close).
+    """
+
+    repo: str
+    requester: str
+    running: int  # jobs of the repository running now
+    open_pulls: int  # the bot's pull requests on the repository, not merged or closed
+    pulls_today: int  # pull requests opened for the requester in the last 24 hours
+    attempts_last_hour: int  # attempts started for the repository in the last hour
+    opens_pull: bool = True
+
+
+# Why a queued job must wait (a human reason), or None when it may run now.
+Hold = Callable[[Load], str | None]
 
 
 def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -254,6 +297,17 @@ class Store:
         except IntegrityError:
             return None
 
+    def attempt_state(self, attempt_id: int) -> str | None:
+        """The state of one attempt (``running``, ``done``, ``cancelled``, ...), or None."""
+        with self._tx() as s:
+            return s.scalar(select(Attempt.state).where(Attempt.id == attempt_id))
+
+    def delivery_id_of(self, job_id: int) -> str | None:
+        """The forge's id of the delivery that made the job, when a webhook made it."""
+        with self._tx() as s:
+            return s.scalar(select(Delivery.delivery_id).join(Job, Job.delivery_id == Delivery.id)
+                            .where(Job.id == job_id))
+
     def get_job(self, job_id: int) -> JobView | None:
         with self._tx() as s:
             job = s.get(Job, job_id)
@@ -371,17 +425,51 @@ class Store:
 
     # claims and leases ----------------------------------------------------------------
 
-    def claim_next(self, owner: str, lease_seconds: int) -> Claim | None:
-        """Take the oldest queued job with a lease and open an attempt for it.
+    def claim_next(self, owner: str, lease_seconds: int,
+                   hold: Hold | None = None) -> Claim | None:
+        """Take the queued job with the highest priority, then the oldest, with a lease and
+        open an attempt for it.
 
-        Safe from any number of workers at once: a job is claimed by exactly one of them.
+        With ``hold`` (the queue limits, ``bot.pipeline.limits.hold_for``), a job that
+        ``hold`` gives a reason for is passed over and keeps waiting with that reason in
+        ``wait_reason``; the next one that may run is taken, so a held job never blocks
+        another repository's. Every queued job's reason is brought up to date on the way
+        (cleared when none applies any more, and when a job is claimed).
+
+        Safe from any number of workers at once: a job is claimed by exactly one of them,
+        and limited claims are serialised, so two workers never both take the last free
+        place under a limit.
         """
         with self._tx() as s:
-            if self._postgres:
+            if hold is not None:
+                job = _take_within(s, owner, lease_seconds, hold, postgres=self._postgres)
+            elif self._postgres:
                 job = _take_locked(s, owner, lease_seconds)
             else:
                 job = _take_conditional(s, owner, lease_seconds)
             return None if job is None else _open_attempt(s, job, owner)
+
+    def queued(self, limit: int = 1000) -> list[JobView]:
+        """Queued jobs in the order workers claim them: highest priority, then oldest.
+        Position 1 is the next job a worker takes, unless a limit holds it back."""
+        with self._tx() as s:
+            return [_view(j) for j in s.scalars(
+                select(Job).where(Job.state == "queued").order_by(*_CLAIM_ORDER).limit(limit)
+            ).all()]
+
+    def latest_events(self, job_ids: Collection[int],
+                      kinds: Collection[str]) -> dict[int, tuple[str, dict[str, Any]]]:
+        """Each job's latest event of one of ``kinds``, as (kind, data), for the jobs that
+        have one."""
+        if not job_ids:
+            return {}
+        with self._tx() as s:
+            rows = s.execute(select(JobEvent.job_id, JobEvent.kind, JobEvent.data)
+                             .where(JobEvent.job_id.in_(list(job_ids)),
+                                    JobEvent.kind.in_(list(kinds)))
+                             .order_by(JobEvent.id)).all()
+            return {job_id: (kind, dict(data) if isinstance(data, dict) else {})
+                    for job_id, kind, data in rows}
 
     def renew_lease(self, job_id: int, owner: str, lease_seconds: int) -> bool:
         """Extend our lease; False when the job is no longer ours."""
@@ -409,18 +497,21 @@ class Store:
                            kind="job.finished", data={"outcome": outcome, "state": state}))
             return True
 
-    def requeue(self, job_id: int, *, mode: str | None, feedback: str, by: str) -> bool:
+    def requeue(self, job_id: int, *, mode: str | None, feedback: str, by: str,
+                note: Mapping[str, Any] | None = None) -> bool:
         """Queue a finished (or cancelled) job for a new attempt (``/retry``: ``mode``
         "retry", from scratch; ``/revise``: "revise", from its branch with ``feedback``;
-        None: the bot retries after a passing fault, keeping what was last asked).
-        False when the job is queued or running: a command never races an attempt."""
+        None: the bot retries after a passing fault, keeping what was last asked; others such
+        as "approve" and "explain" are read by the pipeline). ``note`` adds keys to the
+        request's record. False when the job is queued or running: a command never races an
+        attempt."""
         with self._tx() as s:
             moved = _changed(s, update(Job).where(
                 Job.id == job_id, Job.state.in_(("done", "failed", "cancelled"))
             ).values(state="queued", outcome=None, lease_owner=None, lease_expires_at=None))
             if moved != 1:
                 return False
-            data = {"feedback": feedback[:20_000], "by": by}
+            data = {**dict(note or {}), "feedback": feedback[:20_000], "by": by}
             if mode is not None:
                 data["mode"] = mode
             s.add(JobEvent(job_id=job_id, kind="job.requeued", data=data))
@@ -449,11 +540,14 @@ class Store:
             return True
 
     def cancel(self, job_id: int, *, by: str) -> bool:
-        """Cancel a queued or running job. A running attempt sees it at its next check and
-        stops without publishing. False when the job had already finished."""
+        """Cancel a queued or running job, or one waiting for plan approval. A running
+        attempt sees it at its next check and stops without publishing. False when the job
+        had already finished."""
         with self._tx() as s:
             moved = _changed(s, update(Job).where(
-                Job.id == job_id, Job.state.in_(("queued", "running"))
+                Job.id == job_id,
+                # A job whose plan waits for /approve is still open: it can be cancelled.
+                or_(Job.state.in_(("queued", "running")), Job.outcome == "awaiting_approval"),
             ).values(state="cancelled", outcome="cancelled", lease_owner=None,
                      lease_expires_at=None))
             if moved != 1:
@@ -520,17 +614,18 @@ def _has_key(s: Session, job_id: int, kind: str, key: str | None) -> bool:
 
 
 def _lease_values(owner: str, lease_seconds: int) -> dict[str, Any]:
-    return {"state": "running", "lease_owner": owner,
+    return {"state": "running", "lease_owner": owner, "wait_reason": "",
             "lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
 
 
 def _take_locked(s: Session, owner: str, lease_seconds: int) -> JobView | None:
-    """PostgreSQL: lease the oldest queued job no other worker holds, in one statement.
+    """PostgreSQL: lease the first queued job (by priority, then age) no other worker
+    holds, in one statement.
 
     SKIP LOCKED lets concurrent workers each take a different job without waiting on one
     another; the row stays locked until the attempt is recorded and the transaction commits.
     """
-    oldest = (select(Job.id).where(Job.state == "queued").order_by(Job.id).limit(1)
+    oldest = (select(Job.id).where(Job.state == "queued").order_by(*_CLAIM_ORDER).limit(1)
               .with_for_update(skip_locked=True).scalar_subquery())
     # RETURNING the leased row spares a second round trip to read it.
     job = s.scalars(
@@ -543,7 +638,7 @@ def _take_locked(s: Session, owner: str, lease_seconds: int) -> JobView | None:
 def _take_conditional(s: Session, owner: str, lease_seconds: int) -> JobView | None:
     """SQLite (no row locks): the state check in the UPDATE makes the claim atomic."""
     candidates = s.scalars(
-        select(Job.id).where(Job.state == "queued").order_by(Job.id).limit(5)
+        select(Job.id).where(Job.state == "queued").order_by(*_CLAIM_ORDER).limit(5)
     ).all()
     for job_id in candidates:
         taken = _changed(s, update(Job).where(Job.id == job_id, Job.state == "queued")
@@ -554,6 +649,141 @@ def _take_conditional(s: Session, owner: str, lease_seconds: int) -> JobView | N
                 raise StoreError(f"job {job_id} vanished while being claimed")
             return _view(job)
     return None
+
+
+def _serialise_claims(s: Session, *, postgres: bool) -> None:
+    """Make limited claims run one at a time, so each counts what the previous one took.
+
+    PostgreSQL: a transaction-scoped advisory lock (released at commit), taken before any row
+    is touched, so a claimer never holds a row lock while it waits for it. SQLite: a write
+    that matches nothing takes the single writer's lock now, before the counts are read;
+    otherwise another process could claim between our reads and our write.
+    """
+    if postgres:
+        s.execute(select(func.pg_advisory_xact_lock(_CLAIM_LOCK)))
+    else:
+        s.execute(update(Job).where(false()).values(wait_reason=Job.wait_reason)
+                  .execution_options(synchronize_session=False))
+
+
+def _take_within(s: Session, owner: str, lease_seconds: int, hold: Hold, *,
+                 postgres: bool) -> JobView | None:
+    """Lease the first queued job (by priority, then age) that ``hold`` lets run, and store
+    every other queued job's reason to wait (or none: waiting for a free worker)."""
+    _serialise_claims(s, postgres=postgres)
+    queued = [_Queued(*row) for row in s.execute(
+        select(Job.id, Job.forge, Job.repo, Job.requested_by, Job.wait_reason)
+        .where(Job.state == "queued").order_by(*_CLAIM_ORDER)).all()]
+    if not queued:
+        return None
+    counts = _count_load(s, queued)
+    taken: JobView | None = None
+    changed: dict[str, list[int]] = {}  # new reason -> the jobs whose reason it becomes
+    for job in queued:
+        reason = counts.decide(job, hold)
+        if reason is None and taken is None:
+            taken = _lease(s, job.id, owner, lease_seconds)
+            if taken is not None:
+                counts.started(job)
+                continue
+        if (reason or "") != job.wait_reason:
+            changed.setdefault(reason or "", []).append(job.id)
+    for reason, ids in changed.items():
+        s.execute(update(Job).where(Job.id.in_(ids), Job.state == "queued")
+                  .values(wait_reason=reason).execution_options(synchronize_session=False))
+    return taken
+
+
+def _lease(s: Session, job_id: int, owner: str, lease_seconds: int) -> JobView | None:
+    """Lease one queued job; None when it is no longer queued (cancelled meanwhile)."""
+    if _changed(s, update(Job).where(Job.id == job_id, Job.state == "queued")
+                .values(**_lease_values(owner, lease_seconds))
+                .execution_options(synchronize_session=False)) != 1:
+        return None
+    job = s.scalars(select(Job).where(Job.id == job_id)
+                    .execution_options(populate_existing=True)).one()
+    return _view(job)
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """A queued job as a limited claim reads it."""
+
+    id: int
+    forge: str
+    repo: str
+    requester: str
+    wait_reason: str
+
+
+@dataclass
+class _Counts:
+    """The counts behind every queued job's ``Load``, read once per claim."""
+
+    running: Counter[tuple[str, str]]  # (forge, repo)
+    attempts: Counter[tuple[str, str]]  # (forge, repo), started in the last hour
+    open_pulls: Counter[tuple[str, str]]  # (forge, repo)
+    pulls_today: Counter[tuple[str, str]]  # (forge, requester)
+    with_open_pull: set[int]  # job ids
+    # Jobs of one repository and requester (and alike in owning an open pull request) share
+    # a load: each is decided once, so a long held backlog costs a lookup per job.
+    _decided: dict[tuple[str, str, str, bool], str | None] = field(default_factory=dict)
+
+    def decide(self, job: _Queued, hold: Hold) -> str | None:
+        key = (job.forge, job.repo, job.requester, job.id in self.with_open_pull)
+        if key not in self._decided:
+            self._decided[key] = hold(self.load(job))
+        return self._decided[key]
+
+    def load(self, job: _Queued) -> Load:
+        repo, user = (job.forge, job.repo), (job.forge, job.requester)
+        owns = job.id in self.with_open_pull
+        return Load(repo=job.repo, requester=job.requester, running=self.running[repo],
+                    open_pulls=self.open_pulls[repo] - owns, pulls_today=self.pulls_today[user],
+                    attempts_last_hour=self.attempts[repo], opens_pull=not owns)
+
+    def started(self, job: _Queued) -> None:
+        """Count a job this claim has just taken, for the reasons of the jobs after it."""
+        self.running[(job.forge, job.repo)] += 1
+        self.attempts[(job.forge, job.repo)] += 1
+        self._decided.clear()
+
+
+def _count_load(s: Session, queued: list[_Queued]) -> _Counts:
+    """Count, for the repositories and requesters of ``queued``, what the limits look at."""
+    now = utcnow()
+    repos = sorted({job.repo for job in queued})
+    users = sorted({job.requester for job in queued})
+    running = s.execute(select(Job.forge, Job.repo, func.count())
+                        .where(Job.state == "running", Job.repo.in_(repos))
+                        .group_by(Job.forge, Job.repo)).all()
+    attempts = s.execute(select(Job.forge, Job.repo, func.count(Attempt.id))
+                         .join(Attempt, Attempt.job_id == Job.id)
+                         .where(Job.repo.in_(repos),
+                                Attempt.started_at >= now - timedelta(hours=1))
+                         .group_by(Job.forge, Job.repo)).all()
+    ended = select(JobEvent.id).where(JobEvent.job_id == Job.id, JobEvent.kind.in_(PULL_ENDED))
+    pulls = s.execute(select(Job.id, Job.forge, Job.repo)
+                      .where(Job.repo.in_(repos), Job.pull_number.is_not(None),
+                             ~ended.exists())).all()
+    # A job owns one pull request (DESIGN.md): the day's pull requests for a requester are
+    # their jobs whose first publication is less than 24 hours old.
+    first = (select(JobEvent.job_id.label("job_id"),
+                    func.min(JobEvent.created_at).label("at"))
+             .where(JobEvent.kind == PULL_PUBLISHED,
+                    JobEvent.job_id.in_(select(Job.id).where(Job.requested_by.in_(users))))
+             .group_by(JobEvent.job_id).subquery())
+    today = s.execute(select(Job.forge, Job.requested_by, func.count())
+                      .join(first, first.c.job_id == Job.id)
+                      .where(first.c.at >= now - timedelta(hours=24))
+                      .group_by(Job.forge, Job.requested_by)).all()
+    return _Counts(
+        running=Counter({(f, r): n for f, r, n in running}),
+        attempts=Counter({(f, r): n for f, r, n in attempts}),
+        open_pulls=Counter((f, r) for _, f, r in pulls),
+        pulls_today=Counter({(f, u): n for f, u, n in today}),
+        with_open_pull={job_id for job_id, _, _ in pulls},
+    )
 
 
 def _open_attempt(s: Session, job: JobView, owner: str) -> Claim:

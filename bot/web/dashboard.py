@@ -94,8 +94,9 @@ class HistoryFilter:
 
 
 def queued_jobs(store: Store) -> list[QueuedJob]:
-    """Queued jobs in the order workers claim them (oldest id first)."""
-    jobs = sorted(store.list_jobs(limit=QUEUE_LIMIT, state="queued"), key=lambda j: j.id)
+    """Queued jobs in the order workers claim them (highest priority, then oldest); a job a
+    queue limit holds back carries its ``wait_reason``."""
+    jobs = store.queued(limit=QUEUE_LIMIT)
     return [QueuedJob(n, job) for n, job in enumerate(jobs, start=1)]
 
 

@@ -686,3 +686,55 @@ def forge_env(forge: str, fake: FakeForge, git_root: Path) -> dict[str, str]:
     else:
         env[prefix + "BASE_URL"] = fake.api.rsplit("/api/", 1)[0]
     return env
+
+
+# --------------------------------------------------------------------- reconciliation
+
+
+class ReconcilingGitHub(FakeGitHub):
+    """FakeGitHub with what a reconciliation pass reads and does: the open issues carrying a
+    label (every issue carries the trigger), each issue's events (the payloads' sender added
+    the label), closing an issue, and a pull request merged behind the bot's back
+    (:meth:`merge`, with no webhook)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.closed: list[int] = []
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        r = f"/repos/{re.escape(self.repo)}"
+        return [("GET", r + "/issues", self._open_issues),
+                ("GET", r + r"/issues/(\d+)/events", self._events),
+                ("PATCH", r + r"/issues/(\d+)", self._edit_issue),
+                *super().routes()]
+
+    def merge(self, number: int, by: str) -> None:
+        pull = self._find_pull(str(number))
+        assert pull is not None, f"no pull request #{number}"
+        pull["_merged_by"] = by
+
+    def _pull_json(self, pull: dict[str, Any]) -> dict[str, Any]:
+        data = super()._pull_json(pull)
+        if "_merged_by" in pull:
+            sender = fixture("github", "issues__labeled.json")["sender"]
+            data.update(state="closed", merged=True, merged_at="2019-05-15T16:00:00Z",
+                        merged_by={**sender, "login": pull["_merged_by"]})
+        return data
+
+    def _open_issues(self, query: dict[str, str], body: Any) -> Reply:
+        if (query.get("state"), query.get("labels")) != ("open", TRIGGER):
+            return 200, {}, []
+        issues = [self._issue_json(n) for n in range(1, self.issue_count + 1)
+                  if n not in self.closed]
+        return 200, {}, issues
+
+    def _events(self, query: dict[str, str], body: Any, number: str) -> Reply:
+        sender = fixture("github", "issues__labeled.json")["sender"]
+        return 200, {}, [{"id": 1, "event": "labeled", "actor": sender,
+                          "label": {"name": TRIGGER, "color": "fff"},
+                          "created_at": "2019-05-15T15:20:18Z"}]
+
+    def _edit_issue(self, query: dict[str, str], body: Any, number: str) -> Reply:
+        if body.get("state") == "closed" and int(number) not in self.closed:
+            self.closed.append(int(number))
+        return 200, {}, self._issue_json(int(number))

@@ -126,6 +126,8 @@ def crash_env(data: Path, transcripts: Path, port: int) -> dict[str, str]:
         "FORGEBOT_WEB__PORT": str(port),
         "FORGEBOT_FORGES__LOCAL__RECEIVER_URL": f"http://127.0.0.1:{port}/webhooks/local",
         "FORGEBOT_SCHEDULER__CONCURRENCY": "2",
+        # Hundreds of jobs of one user on one repository: queue limits opened wide.
+        "FORGEBOT_POLICY_FILE": str(REPO / "policies" / "high-volume.yml"),
         "FORGEBOT_SCHEDULER__TICK_SECONDS": "1",
         # The shortest lease allowed: a worker on another host would be recovered this fast.
         # Here the dead owner's pid is what frees its jobs, at the next tick.

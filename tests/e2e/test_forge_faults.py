@@ -50,6 +50,8 @@ def test_random_forge_faults_leave_every_job_final_and_nothing_doubled(tmp_path:
         "FORGEBOT_LLM__PROVIDER": "replay",
         "FORGEBOT_LLM__TRANSCRIPT": str(FIXTURES / "transcripts" / "add_farewell.yaml"),
         "FORGEBOT_SCHEDULER__CONCURRENCY": "4",
+        # Many jobs of one user on one repository: queue limits opened wide.
+        "FORGEBOT_POLICY_FILE": str(REPO / "policies" / "high-volume.yml"),
         **forge_env("gitea", fake, git_root),
     }
     with fake.serving():

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -30,7 +31,7 @@ from bot.forges.gitea import GiteaForge
 from bot.forges.http import BreakerRegistry
 from bot.forges.verify import sign_sha256
 from bot.pipeline.planner import Planner, trigger_key
-from bot.policy.model import Policy, Trigger
+from bot.policy.model import Policy, Specs, Trigger
 from bot.store import Store
 from bot.web import create_app
 
@@ -658,8 +659,11 @@ def test_the_receiver_stores_every_gitea_delivery_and_the_planner_makes_one_job(
         headers, body = signed_delivery(name, event, event_type)
         answer = client.post("/webhooks/gitea", data=body, headers=headers)
         assert answer.status_code == 202, name
-    made = Planner(store, {"gitea": gitea}, Policy(trigger=Trigger(labels=("bug",))),
-                   "forgebot").plan_pending()
+    # The push fixture (a README.md edit) is of another repository than the fake serves; with
+    # specs on, the spec trigger would fetch it to read that repository's spec globs. The
+    # spec trigger has its own tests over this payload (tests/integration/test_spec_trigger.py).
+    policy = Policy(trigger=Trigger(labels=("bug",)), specs=Specs(enabled=False))
+    made = Planner(store, {"gitea": gitea}, policy, "forgebot").plan_pending()
     assert made == 1
     # The labelled issue made a job; every other event was recorded and ignored.
     assert store.delivery_counts() == {"job": 1, "ignored": len(DELIVERIES) - 1}
@@ -779,3 +783,101 @@ def test_a_closed_issue_cancels_its_job(gitea: GiteaForge, store: Store,
                "issues")
     assert store.get_job(job.id).state == "cancelled"
     assert len(server.comments) == 1 and "@unknwon closed the issue" in server.comments[0]["body"]
+
+
+# ------------------------------------------------------- reconciliation and the dashboard issue
+# Plain `responses` routes (not the stateful fake): each answer is built from a captured
+# payload's object, which is the API's object too.
+
+REPO_API = f"{API}/repos/{REPO}"
+
+
+@pytest.fixture
+def plain() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
+def api_issue(number: int) -> dict[str, Any]:
+    issue = copy.deepcopy(fixture("issues__label_updated.json")["issue"])
+    issue.update(number=number, state="open")
+    return issue
+
+
+def api_comment(comment_id: int, created: str, body: str) -> dict[str, Any]:
+    comment = copy.deepcopy(fixture("issue_comment__created_issue.json")["comment"])
+    comment.update(id=comment_id, body=body, created_at=created, updated_at=created)
+    return comment
+
+
+def test_default_branch_is_the_repositorys(gitea: GiteaForge,
+                                           plain: responses.RequestsMock) -> None:
+    repository = {**fixture("push__default_branch.json")["repository"], "default_branch": "dev"}
+    plain.get(REPO_API, json=repository)
+    assert gitea.default_branch(REPO) == "dev"
+
+
+def test_open_issues_with_a_label_page_by_page(gitea: GiteaForge,
+                                               plain: responses.RequestsMock) -> None:
+    query = {"state": "open", "type": "issues", "labels": "forgebot", "limit": "50"}
+    plain.get(f"{REPO_API}/issues", json=[api_issue(1), api_issue(4)],
+              headers={"X-Total-Count": "3"},
+              match=[responses.matchers.query_param_matcher({**query, "page": "1"})])
+    plain.get(f"{REPO_API}/issues", json=[api_issue(6)], headers={"X-Total-Count": "3"},
+              match=[responses.matchers.query_param_matcher({**query, "page": "2"})])
+    issues = gitea.open_issues_with_label(REPO, "forgebot")
+    assert [i.number for i in issues] == [1, 4, 6]
+    assert issues[0].labels == ("bug",) and issues[0].author == "example"
+
+
+def test_the_label_actor_is_who_added_that_label_last(gitea: GiteaForge,
+                                                      plain: responses.RequestsMock) -> None:
+    def entry(kind: str, label: str, body: str, user: str) -> dict[str, Any]:
+        return {"id": 1, "type": kind, "body": body, "label": {"id": 22, "name": label},
+                "user": {"id": 1, "login": user, "username": user},
+                "created_at": "2024-01-01T00:00:00Z"}
+
+    plain.get(f"{REPO_API}/issues/1/timeline", json=[
+        entry("label", "forgebot", "1", "mallory"), entry("label", "forgebot", "", "grace"),
+        entry("label", "forgebot", "1", "grace"), entry("label", "bug", "1", "example"),
+        entry("comment", "forgebot", "1", "someone")], headers={"X-Total-Count": "5"})
+    assert gitea.label_actor(REPO, 1, "forgebot") == "grace"
+
+
+def test_comments_since_keeps_those_created_after(gitea: GiteaForge,
+                                                  plain: responses.RequestsMock) -> None:
+    plain.get(f"{REPO_API}/issues/1/comments", json=[
+        api_comment(2, "2022-03-09T16:20:44+09:00", "older"),
+        api_comment(5, "2022-03-09T16:30:00+09:00", "/retry")],
+        match=[responses.matchers.query_param_matcher({"since": "2022-03-09T07:25:00Z"})])
+    found = gitea.comments_since(REPO, 1, datetime(2022, 3, 9, 7, 25, tzinfo=UTC))
+    assert [(c.id, c.author, c.body) for c in found] == [(5, "example", "/retry")]
+    assert found[0].created == datetime(2022, 3, 9, 7, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("name", "changes", "expected"), [
+    ("pull_request__closed_merged.json", {}, ("merged", "jcitizen")),
+    ("pull_request__closed_unmerged.json", {}, ("closed", "")),
+    ("pull_request__closed_unmerged.json", {"state": "open"}, ("open", "")),
+])
+def test_pull_state(gitea: GiteaForge, plain: responses.RequestsMock, name: str,
+                    changes: dict[str, Any], expected: tuple[str, str]) -> None:
+    pull = {**fixture(name)["pull_request"], **changes}
+    plain.get(f"{REPO_API}/pulls/{pull['number']}", json=pull)
+    state = gitea.pull_state(REPO, int(pull["number"]))
+    assert (state.state, state.by) == expected
+    assert (state.head, state.url) == (pull["head"]["ref"], pull["html_url"])
+
+
+def test_create_and_edit_the_dashboard_issue(gitea: GiteaForge,
+                                             plain: responses.RequestsMock) -> None:
+    plain.post(f"{REPO_API}/issues", status=201, json=api_issue(12),
+               match=[responses.matchers.json_params_matcher(
+                   {"title": "forgebot dashboard", "body": "jobs"})])
+    assert gitea.create_issue(REPO, "forgebot dashboard", "jobs") == 12
+    plain.patch(f"{REPO_API}/issues/12", json=api_issue(12),
+                match=[responses.matchers.json_params_matcher({"body": "new jobs"})])
+    gitea.edit_issue(REPO, 12, "new jobs")
+    plain.patch(f"{REPO_API}/issues/13", status=404, json={"message": "not found"})
+    with pytest.raises(ForgeError, match="HTTP 404"):
+        gitea.edit_issue(REPO, 13, "new jobs")

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -271,11 +272,32 @@ def test_update_pull_body_keeps_the_real_draft_flag(
 ) -> None:
     mock.get(f"{REPO_API}/pulls/2", json=api_pull(2, draft=True, body="old"))
     patched = mock.patch(f"{REPO_API}/pulls/2", json=api_pull(2, draft=True, body="new"))
+    # GraphQL refuses (a token without the scope, say): the body is still updated.
+    graphql = mock.post("https://api.github.com/graphql", json={
+        "data": None, "errors": [{"message": "Resource not accessible by integration"}]})
     with caplog.at_level(logging.WARNING):
         pull = github.update_pull(REPO, 2, body="new", draft=False)
     assert body_of(patched.calls[0]) == {"body": "new"}  # REST cannot change the draft flag
     assert (pull.body, pull.draft) == ("new", True)
-    assert "cannot mark it ready for review" in caplog.text
+    assert "could not mark it ready for review" in caplog.text
+    assert "Resource not accessible" in caplog.text and len(graphql.calls) == 1
+
+
+@pytest.mark.parametrize(("draft", "mutation"), [
+    (False, "markPullRequestReadyForReview"), (True, "convertPullRequestToDraft")])
+def test_update_pull_changes_the_draft_flag_through_graphql(
+    mock: responses.RequestsMock, github: GitHubForge, draft: bool, mutation: str
+) -> None:
+    mock.get(f"{REPO_API}/pulls/2", json=api_pull(2, draft=not draft, body="old"))
+    mock.patch(f"{REPO_API}/pulls/2", json=api_pull(2, draft=not draft, body="new"))
+    graphql = mock.post("https://api.github.com/graphql", json={
+        "data": {mutation: {"pullRequest": {"isDraft": draft}}}})
+    pull = github.update_pull(REPO, 2, body="new", draft=draft)
+    assert pull.draft is draft
+    sent = body_of(graphql.calls[0])
+    assert mutation in sent["query"]
+    assert sent["variables"] == {"id": api_pull(2)["node_id"]}
+    assert graphql.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
 def test_comment(mock: responses.RequestsMock, github: GitHubForge) -> None:
@@ -784,3 +806,112 @@ def test_a_bad_or_missing_signature_is_401_and_nothing_is_stored(
         "/webhooks/github", data=body, headers=headers)
     assert answer.status_code == 401
     assert store.delivery_counts() == {}
+
+
+# ------------------------------------------------ reconciliation and the dashboard issue
+
+
+def api_comment_at(comment_id: int, created: str, body: str = "/retry") -> dict[str, Any]:
+    comment = copy.deepcopy(payload("issue_comment__created_issue")["comment"])
+    comment.update(id=comment_id, body=body, created_at=created, updated_at=created)
+    return comment
+
+
+def test_default_branch_is_the_repositorys(mock: responses.RequestsMock,
+                                            github: GitHubForge) -> None:
+    mock.get(REPO_API, json=api_repository())
+    assert github.default_branch(REPO) == api_repository()["default_branch"]
+
+
+def test_open_issues_with_a_label_follow_pages_and_leave_pulls_out(
+    mock: responses.RequestsMock, github: GitHubForge
+) -> None:
+    first = {**api_issue(), "number": 1}
+    pull_as_issue = {**api_issue(), "number": 2, "pull_request": {"url": f"{REPO_API}/pulls/2"}}
+    page2 = f"{REPO_API}/issues?state=open&labels=forgebot&per_page=100&page=2"
+    mock.get(f"{REPO_API}/issues", json=[first],
+             headers={"Link": f'<{page2}>; rel="next", <{page2}>; rel="last"'},
+             match=[responses.matchers.query_param_matcher(
+                 {"state": "open", "labels": "forgebot", "per_page": "100"})])
+    mock.get(f"{REPO_API}/issues", json=[pull_as_issue, {**api_issue(), "number": 5}],
+             match=[responses.matchers.query_param_matcher(
+                 {"state": "open", "labels": "forgebot", "per_page": "100", "page": "2"})])
+    issues = github.open_issues_with_label(REPO, "forgebot")
+    assert [i.number for i in issues] == [1, 5]
+    assert issues[0].labels == ("bug",) and issues[0].author == "Codertocat"
+
+
+def test_the_label_actor_is_who_added_that_label_last(
+    mock: responses.RequestsMock, github: GitHubForge
+) -> None:
+    def event(kind: str, label: str, actor: str) -> dict[str, Any]:
+        return {"id": 1, "event": kind, "label": {"name": label, "color": "fff"},
+                "actor": {"login": actor}, "created_at": "2024-01-01T00:00:00Z"}
+
+    mock.get(f"{REPO_API}/issues/1/events", json=[
+        event("labeled", "forgebot", "mallory"), event("unlabeled", "forgebot", "grace"),
+        event("labeled", "forgebot", "grace"), event("labeled", "bug", "octocat"),
+        {"id": 9, "event": "closed", "actor": {"login": "x"}}])
+    assert github.label_actor(REPO, 1, "forgebot") == "grace"
+    mock.get(f"{REPO_API}/issues/3/events", json=[event("labeled", "bug", "octocat")])
+    assert github.label_actor(REPO, 3, "forgebot") is None
+
+
+def test_comments_since_keeps_only_those_created_after(
+    mock: responses.RequestsMock, github: GitHubForge
+) -> None:
+    since = datetime(2019, 5, 15, 15, 20, 21, tzinfo=UTC)
+    mock.get(f"{REPO_API}/issues/1/comments", json=[
+        api_comment_at(10, "2019-05-15T15:20:21Z", "edited later, created at since"),
+        api_comment_at(12, "2019-05-15T15:25:00Z", "/retry be brief"),
+        api_comment_at(11, "2019-05-15T15:21:00Z", "/status")],
+        match=[responses.matchers.query_param_matcher(
+            {"since": "2019-05-15T15:20:21Z", "per_page": "100"})])
+    found = github.comments_since(REPO, 1, since)
+    assert [(c.id, c.author, c.body) for c in found] == [
+        (11, "Codertocat", "/status"), (12, "Codertocat", "/retry be brief")]
+    assert found[0].created == datetime(2019, 5, 15, 15, 21, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({}, ("merged", "ailisp")),
+    ({"merged": False, "merged_at": None, "merged_by": None}, ("closed", "")),
+    ({"state": "open", "merged": False, "merged_at": None, "merged_by": None}, ("open", "")),
+])
+def test_pull_state(mock: responses.RequestsMock, github: GitHubForge,
+                    changes: dict[str, Any], expected: tuple[str, str]) -> None:
+    pull = {**payload("pull_request__closed_merged")["pull_request"], **changes}
+    mock.get(f"{REPO_API}/pulls/3", json=pull)
+    state = github.pull_state(REPO, 3)
+    assert (state.state, state.by) == expected
+    assert (state.number, state.head) == (3, "byao1276-patch-1")
+    assert state.url == pull["html_url"]
+
+
+def test_pull_state_of_a_missing_pull_request_is_a_forge_error(
+    mock: responses.RequestsMock, github: GitHubForge
+) -> None:
+    mock.get(f"{REPO_API}/pulls/404", status=404, json={"message": "Not Found"})
+    with pytest.raises(ForgeError):
+        github.pull_state(REPO, 404)
+
+
+def test_create_and_edit_the_dashboard_issue(mock: responses.RequestsMock,
+                                             github: GitHubForge) -> None:
+    create = mock.post(f"{REPO_API}/issues", status=201, json={**api_issue(), "number": 42},
+                       match=[responses.matchers.json_params_matcher(
+                           {"title": "forgebot dashboard", "body": "jobs"})])
+    assert github.create_issue(REPO, "forgebot dashboard", "jobs") == 42
+    assert create.call_count == 1
+    edit = mock.patch(f"{REPO_API}/issues/42", json=api_issue(),
+                      match=[responses.matchers.json_params_matcher({"body": "new jobs"})])
+    github.edit_issue(REPO, 42, "new jobs")
+    assert edit.call_count == 1
+
+
+def test_an_uncertain_issue_creation_is_not_repeated(mock: responses.RequestsMock,
+                                                     github: GitHubForge) -> None:
+    create = mock.post(f"{REPO_API}/issues", status=502)
+    with pytest.raises(ForgeError):
+        github.create_issue(REPO, "forgebot dashboard", "jobs")
+    assert create.call_count == 1  # a second issue is worse than a later pass

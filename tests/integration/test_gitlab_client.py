@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -673,3 +674,96 @@ def test_a_command_on_a_merge_request_is_answered_on_the_merge_request(
     store.record_delivery("gitlab", "k", "Note Hook", headers, json.dumps(payload).encode())
     Planner(store, {"gitlab": forge}, Policy(), "forgebot").plan_pending()
     assert answer.call_count == 1
+
+
+# ------------------------------------------------------- reconciliation and the dashboard issue
+# Answer shapes from GitLab's REST docs (issues, notes, resource label events, merge requests).
+
+
+def issue_json(iid: int, labels: list[str]) -> dict[str, Any]:
+    return {"id": 500 + iid, "iid": iid, "project_id": 11, "title": f"Issue {iid}",
+            "description": "Add farewell(name).", "state": "opened", "labels": labels,
+            "author": {"id": 7, "username": "grace"},
+            "web_url": f"{BASE}/acme/hello/-/issues/{iid}"}
+
+
+def note_json(note_id: int, created: str, body: str, *, system: bool = False,
+              author: str = "grace") -> dict[str, Any]:
+    return {"id": note_id, "body": body, "system": system, "created_at": created,
+            "updated_at": created, "author": {"id": 7, "username": author},
+            "noteable_type": "Issue", "noteable_iid": 3}
+
+
+def test_default_branch_is_the_projects(api: responses.RequestsMock,
+                                        forge: GitLabForge) -> None:
+    api.get(PROJECT, json={"id": 11, "path_with_namespace": REPO, "default_branch": "trunk"})
+    assert forge.default_branch(REPO) == "trunk"
+
+
+def test_open_issues_with_a_label(api: responses.RequestsMock, forge: GitLabForge) -> None:
+    api.get(f"{PROJECT}/issues", json=[issue_json(3, ["forgebot", "bug"]),
+                                       issue_json(5, ["forgebot"])])
+    issues = forge.open_issues_with_label(REPO, "forgebot")
+    assert [(i.number, i.labels, i.author) for i in issues] == [
+        (3, ("forgebot", "bug"), "grace"), (5, ("forgebot",), "grace")]
+    query = api.calls[0].request.params
+    assert (query["state"], query["labels"]) == ("opened", "forgebot")
+
+
+def test_the_label_actor_is_who_added_that_label_last(api: responses.RequestsMock,
+                                                      forge: GitLabForge) -> None:
+    def event(action: str, label: str, user: str) -> dict[str, Any]:
+        return {"id": 1, "action": action, "user": {"id": 1, "username": user},
+                "label": {"id": 2, "name": label}, "resource_type": "Issue", "resource_id": 503,
+                "created_at": "2024-01-01T00:00:00.000Z"}
+
+    api.get(f"{PROJECT}/issues/3/resource_label_events", json=[
+        event("add", "forgebot", "mallory"), event("remove", "forgebot", "grace"),
+        event("add", "forgebot", "grace"), event("add", "bug", "sytses")])
+    assert forge.label_actor(REPO, 3, "forgebot") == "grace"
+    api.get(f"{PROJECT}/issues/4/resource_label_events", json=[])
+    assert forge.label_actor(REPO, 4, "forgebot") is None
+
+
+def test_comments_since_skips_system_notes_and_older_ones(api: responses.RequestsMock,
+                                                          forge: GitLabForge) -> None:
+    api.get(f"{PROJECT}/merge_requests/7/notes", json=[
+        note_json(60, "2024-05-01T08:00:00.000Z", "/retry old"),
+        note_json(61, "2024-05-01T10:05:00.000Z", "added 1 commit", system=True),
+        note_json(62, "2024-05-01T10:06:30.500+02:00", "/revise shorter")])
+    since = datetime(2024, 5, 1, 8, 3, tzinfo=UTC)  # 62 is 08:06:30 UTC
+    found = forge.comments_since(REPO, 7, since, pull=True)
+    assert [(c.id, c.author, c.body) for c in found] == [(62, "grace", "/revise shorter")]
+    assert found[0].created == datetime(2024, 5, 1, 8, 6, 30, 500000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("state", "by", "expected"), [
+    ("merged", {"merged_by": {"username": "sytses"}}, ("merged", "sytses")),
+    ("closed", {"closed_by": {"username": "grace"}, "merged_by": None}, ("closed", "grace")),
+    ("opened", {}, ("open", "")),
+    ("locked", {}, ("open", "")),
+])
+def test_pull_state(api: responses.RequestsMock, forge: GitLabForge, state: str,
+                    by: dict[str, Any], expected: tuple[str, str]) -> None:
+    api.get(f"{PROJECT}/merge_requests/7", json={**mr_json(7), "state": state, **by})
+    pull = forge.pull_state(REPO, 7)
+    assert (pull.state, pull.by) == expected
+    assert (pull.head, pull.url) == (BRANCH, f"{BASE}/acme/hello/-/merge_requests/7")
+
+
+def test_create_and_edit_the_dashboard_issue(api: responses.RequestsMock,
+                                             forge: GitLabForge) -> None:
+    api.post(f"{PROJECT}/issues", status=201, json=issue_json(9, []),
+             match=[matchers.json_params_matcher({"title": "forgebot dashboard",
+                                                  "description": "jobs"})])
+    assert forge.create_issue(REPO, "forgebot dashboard", "jobs") == 9
+    api.put(f"{PROJECT}/issues/9", json=issue_json(9, []),
+            match=[matchers.json_params_matcher({"description": "new jobs"})])
+    forge.edit_issue(REPO, 9, "new jobs")
+
+
+def test_a_refused_issue_edit_is_a_forge_error(api: responses.RequestsMock,
+                                               forge: GitLabForge) -> None:
+    api.put(f"{PROJECT}/issues/9", status=403, json={"message": "403 Forbidden"})
+    with pytest.raises(ForgeError, match="HTTP 403"):
+        forge.edit_issue(REPO, 9, "new jobs")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -30,7 +31,16 @@ import requests
 
 from bot import gitops
 from bot.errors import ForgeError
-from bot.forges.base import Issue, NewPull, PullRequest, rewrite_url
+from bot.forges.base import (
+    CheckResult,
+    ForgeComment,
+    Issue,
+    NewPull,
+    PullRequest,
+    PullState,
+    rewrite_url,
+)
+from bot.forges.checks import STATUS_STATES, clip, state_of, without_own
 from bot.forges.gitea.payload import Fields, as_list
 from bot.forges.http import check
 
@@ -382,6 +392,30 @@ class GiteaClient:
             json={"state": state, "description": description[:255], "context": STATUS_CONTEXT},
         )
 
+    # ----------------------------------------------------------------- the forge's CI
+
+    def commit_checks(self, repo: str, sha: str) -> list[CheckResult]:
+        """``GET /repos/{o}/{r}/commits/{sha}/status``: the combined status, the latest of
+        each context, without the bot's own ``forgebot``. Gitea keeps no log: a status has
+        its description and ``target_url`` (Gitea names the state ``status``; Forgejo and
+        older versions may say ``state``)."""
+        if not _SHA_RE.fullmatch(sha):
+            raise ForgeError(f"not a commit sha: {sha!r}")
+        what = f"read the checks of {sha[:12]} on {repo}"
+        response = self._call("GET", self._url(repo, "commits", sha, "status"), what,
+                              params={"limit": PAGE_SIZE})
+        combined = self._object(response, what)
+        results = []
+        for item in combined.objects("statuses"):
+            state = item.find("status") or item.find("state")
+            results.append(CheckResult(
+                name=item.text("context", default=""),
+                state=state_of(STATUS_STATES, state),
+                summary=clip(item.text("description", default="")),
+                url=item.text("target_url", default=""),
+            ))
+        return without_own(r for r in results if r.name)
+
     def permission(self, repo: str, user: str) -> str:
         """``none``, ``read``, ``write`` or ``admin`` (Gitea's ``owner`` counts as admin).
 
@@ -403,6 +437,84 @@ class GiteaClient:
         if level not in PERMISSIONS:
             raise ForgeError(f"{what}: unknown permission {level!r}")
         return PERMISSIONS[level]
+
+    # ----------------------------------------------------------------- reconciliation
+
+    def default_branch(self, repo: str) -> str:
+        """``default_branch`` of ``GET /repos/{o}/{r}``."""
+        what = f"get repository {repo}"
+        return self._object(self._call("GET", self._url(repo), what), what).text("default_branch")
+
+    def open_issues_with_label(self, repo: str, label: str) -> list[Issue]:
+        """``GET /repos/{o}/{r}/issues?state=open&type=issues&labels={label}``, every page."""
+        what = f"list open issues labelled {label!r} on {repo}"
+        items = self._pages(self._url(repo, "issues"), what,
+                            {"state": "open", "type": "issues", "labels": label})
+        return [_issue(item) for item in items]
+
+    def label_actor(self, repo: str, number: int, label: str) -> str | None:
+        """The user of the last ``label`` entry adding ``label`` in
+        ``GET /repos/{o}/{r}/issues/{n}/timeline`` (Gitea writes ``body: "1"`` when a label
+        is added, ``""`` when it is removed)."""
+        what = f"read the timeline of {repo}#{number}"
+        actor = None
+        for item in self._pages(self._url(repo, "issues", number, "timeline"), what, {}):
+            if (item.find("type") == "label" and item.find("label.name") == label
+                    and item.find("body") == "1"):
+                actor = item.login("user")
+        return actor or None
+
+    def comments_since(
+        self, repo: str, number: int, since: datetime, *, pull: bool = False
+    ) -> list[ForgeComment]:
+        """``GET /repos/{o}/{r}/issues/{n}/comments?since=`` (by the time of the last edit),
+        then only those created after ``since``; oldest first (one numbering: ``pull``
+        changes nothing)."""
+        what = f"list comments of {repo}#{number}"
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        response = self._call("GET", self._url(repo, "issues", number, "comments"), what,
+                              params={"since": stamp})
+        found = [ForgeComment(item.integer("id"), item.login("user"), item.text("body", ""),
+                              _time(item, "created_at"))
+                 for item in as_list(_json(response, what), f"gitea: {what}")]
+        return sorted((c for c in found if c.created > since), key=lambda c: c.created)
+
+    def pull_state(self, repo: str, number: int) -> PullState:
+        """``GET /repos/{o}/{r}/pulls/{n}``: ``merged`` tells a merge from a close."""
+        what = f"get pull request {repo}#{number}"
+        item = self._object(self._call("GET", self._url(repo, "pulls", number), what), what)
+        merged = item.flag("merged") is True
+        state = "merged" if merged else ("open" if item.find("state") == "open" else "closed")
+        by = item.find("merged_by.login") if merged else None
+        return PullState(number=item.integer("number"), state=state, head=item.text("head.ref"),
+                         by=by if isinstance(by, str) else "",
+                         url=item.text("html_url", default=""))
+
+    def create_issue(self, repo: str, title: str, body: str) -> int:
+        """``POST /repos/{o}/{r}/issues``; returns the new issue's number."""
+        what = f"open an issue on {repo}"
+        response = self._call("POST", self._url(repo, "issues"), what,
+                              json={"title": title, "body": body})
+        return self._object(response, what).integer("number")
+
+    def edit_issue(self, repo: str, number: int, body: str) -> None:
+        """``PATCH /repos/{o}/{r}/issues/{n}`` with only ``body``."""
+        self._call("PATCH", self._url(repo, "issues", number), f"edit issue {repo}#{number}",
+                   json={"body": body})
+
+
+def _issue(item: Fields) -> Issue:
+    return Issue(number=item.integer("number"), title=item.text("title"),
+                 body=item.text("body", default=""), labels=item.names("labels"),
+                 author=item.login("user"))
+
+
+def _time(item: Fields, path: str) -> datetime:
+    """An RFC 3339 field as an aware UTC time."""
+    try:
+        return datetime.fromisoformat(item.text(path).replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError as exc:
+        raise item.error(path) from exc
 
 
 def _json(response: requests.Response, what: str) -> Any:

@@ -15,6 +15,7 @@ same values): ``X-Gitea-Signature`` is the hex HMAC-SHA256 of the raw body (no p
 - ``push`` → :class:`Pushed` (not for a deleted branch).
 - ``pull_request`` / ``closed`` → :class:`PullClosed` (``pull_request.merged`` tells).
 - ``pull_request_approved|_rejected|_comment`` / ``reviewed`` → :class:`ReviewSubmitted`.
+- ``status`` (a commit status of the forge's CI, success or failure) → :class:`ChecksCompleted`.
 
 Everything else starts nothing (None).
 """
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from bot.errors import ForgeError
 from bot.events import (
+    ChecksCompleted,
     CommentCreated,
     Event,
     IssueClosed,
@@ -372,6 +374,24 @@ def _reviewed(d: _Delivery) -> Event | None:
     )
 
 
+_STATUS_STATES = {"success": "success", "failure": "failure", "error": "failure"}
+
+
+def _status(d: _Delivery) -> Event | None:
+    """A commit status (``status``, Gitea 1.23+ ``CommitStatusPayload``): it names only the
+    commit, no branch. Pending and warning states start nothing."""
+    fields = d.fields
+    state = _STATUS_STATES.get(fields.text("state", default=""))
+    if state is None:
+        return None
+    return ChecksCompleted(
+        repo=_repo(fields),
+        sha=fields.text("sha"),
+        state=state,
+        name=fields.text("context", default="") or "status",
+    )
+
+
 # X-Gitea-Event -> handler; each handler checks the action and may still answer None.
 _HANDLERS: dict[str, Callable[[_Delivery], Event | None]] = {
     "issues": _issues,
@@ -381,4 +401,5 @@ _HANDLERS: dict[str, Callable[[_Delivery], Event | None]] = {
     "pull_request_approved": _reviewed,
     "pull_request_rejected": _reviewed,
     "pull_request_comment": _reviewed,  # a review's comment, not a conversation comment
+    "status": _status,
 }

@@ -19,9 +19,10 @@ are never retried here (the session did that), so attempts do not multiply. One 
 one pull request and one status comment however the network behaves.
 
 Draft flags: REST can open a pull request as a draft, but cannot turn a pull request into
-a draft or mark a draft ready for review (only GraphQL's ``convertPullRequestToDraft`` and
-``markPullRequestReadyForReview`` can). :meth:`GitHubClient.update_pull` changes the body
-and returns the pull request with its *actual* draft flag, logging when it differs.
+a draft or mark a draft ready for review; GraphQL's ``convertPullRequestToDraft`` and
+``markPullRequestReadyForReview`` can. :meth:`GitHubClient.update_pull` changes the body
+through REST, then the flag through GraphQL when it differs; if GraphQL refuses, it logs and
+returns the pull request with its *actual* flag.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -41,7 +44,25 @@ import requests
 
 from bot import gitops
 from bot.errors import ForgeError
-from bot.forges.base import Issue, NewPull, PullRequest, rewrite_url
+from bot.forges.base import (
+    CheckResult,
+    ForgeComment,
+    Issue,
+    NewPull,
+    PullRequest,
+    PullState,
+    rewrite_url,
+)
+from bot.forges.checks import (
+    GITHUB_CONCLUSIONS,
+    STATUS_STATES,
+    clip,
+    joined,
+    state_of,
+    tail,
+    text_of,
+    without_own,
+)
 from bot.forges.http import check
 
 log = logging.getLogger(__name__)
@@ -55,6 +76,7 @@ PERMISSIONS = ("none", "read", "write", "admin")
 _ROLE_LEVELS = {"maintain": "write", "triage": "read", "push": "write", "pull": "read"}
 _DESCRIPTION_MAX = 140  # GitHub rejects longer commit-status descriptions
 _COMPARE_FILES_MAX = 300  # the compare API lists at most this many files
+_MAX_PAGES = 50  # of 100 items: lists longer than this are not read whole
 _HANDLES_MAX = 256
 _REPO_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _REPO_IN_PATH = re.compile(r"/repos/([^/]+)/([^/]+)(?:/|$)")
@@ -122,6 +144,20 @@ class RepoTokenAuth(requests.auth.AuthBase):
         return "RepoTokenAuth(***)"
 
 
+class _Bearer(requests.auth.AuthBase):
+    """One token for one request (GraphQL, whose path names no repository)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_Bearer(***)"
+
+
 class _Handles:
     """github3 objects by key, least recently used dropped first.
 
@@ -166,6 +202,12 @@ class _UncertainWrite(Exception):
     def __init__(self, error: ForgeError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _graphql_url(api: str) -> str:
+    """GitHub's GraphQL endpoint beside its REST root: ``https://api.github.com/graphql``,
+    or ``https://HOST/api/graphql`` for Enterprise's ``https://HOST/api/v3``."""
+    return f"{api.removesuffix('/v3')}/graphql"
 
 
 @contextmanager
@@ -431,12 +473,40 @@ class GitHubClient:
 
         self._retrying(what, lambda: self._write(what, lambda: pull.update(body=body)))
         result = _pull_of(pull)
-        if result.draft != draft:
-            log.warning(
-                "%s: cannot mark it %s through the REST API; it stays %s", what,
-                "a draft" if draft else "ready for review", "a draft" if result.draft else "ready",
-            )
-        return result
+        if result.draft == draft:
+            return result
+        node = pull.as_dict().get("node_id")
+        try:
+            if not isinstance(node, str) or not node:
+                raise ForgeError(f"{what}: GitHub gave no node id")
+            self._retrying(what, lambda: self._write(
+                what, lambda: self._set_draft(repo, node, draft)))
+        except ForgeError as exc:
+            # The body is what matters most; a person can still press the button.
+            log.warning("%s: could not mark it %s: %s; it stays %s", what,
+                        "a draft" if draft else "ready for review", exc,
+                        "a draft" if result.draft else "ready")
+            return result
+        return replace(result, draft=draft)
+
+    def _set_draft(self, repo: str, node_id: str, draft: bool) -> None:
+        """GraphQL ``convertPullRequestToDraft`` / ``markPullRequestReadyForReview``: the
+        only way to change a pull request's draft flag (REST cannot). Harmless to repeat."""
+        mutation = "convertPullRequestToDraft" if draft else "markPullRequestReadyForReview"
+        query = (f"mutation($id: ID!) {{ {mutation}(input: {{pullRequestId: $id}}) "
+                 "{ pullRequest { isDraft } } }")
+        what = f"{mutation} on GitHub"
+        # GraphQL's path names no repository, so the repository's token is given here.
+        token = self._tokens(repo)
+        answer = check(self._session.post(_graphql_url(self._api),
+                                          json={"query": query, "variables": {"id": node_id}},
+                                          auth=_Bearer(token)), what)
+        data = answer.json() if answer.content else {}
+        errors = data.get("errors") if isinstance(data, dict) else None
+        if errors or not isinstance(data, dict) or not data.get("data"):
+            first = errors[0].get("message", "") if isinstance(errors, list) and errors and \
+                isinstance(errors[0], dict) else "no data"
+            raise ForgeError(f"{what}: {str(first)[:200]}")
 
     # ---------------------------------------------------------- repository
 
@@ -489,6 +559,130 @@ class GitHubClient:
         if level not in PERMISSIONS:
             raise ForgeError(f"GitHub answered an unknown permission {level!r} for {user}")
         return str(level)
+
+    # ------------------------------------------------------- the forge's CI
+
+    def commit_checks(self, repo: str, sha: str) -> list[CheckResult]:
+        """``GET /repos/{o}/{r}/commits/{sha}/check-runs?filter=latest`` (the latest run of
+        each check, 100 at most) and ``GET .../commits/{sha}/status`` (the combined status:
+        the latest of each context), without the bot's own ``forgebot`` status.
+
+        A run's ``output.title`` and ``output.summary`` are its summary, ``output.text`` its
+        log tail; a status has only its description and ``target_url``.
+        """
+        owner, name = split_repo(repo)
+        if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", sha):
+            raise ForgeError(f"not a full commit sha: {sha!r}")
+        root = f"{self._api}/repos/{owner}/{name}/commits/{sha}"
+        what = f"read the checks of {sha[:12]} on {repo}"
+        params: dict[str, str | int] = {"filter": "latest", "per_page": 100}
+        runs = check(self._session.get(f"{root}/check-runs", params=params), what).json()
+        combined = check(self._session.get(f"{root}/status", params={"per_page": 100}),
+                         what).json()
+        if not isinstance(runs, dict) or not isinstance(combined, dict):
+            raise ForgeError(f"{what}: GitHub answered without a check list")
+        results = [_check_run(item) for item in runs.get("check_runs") or []
+                   if isinstance(item, dict)]
+        results += [CheckResult(name=text_of(item.get("context")),
+                                state=state_of(STATUS_STATES, item.get("state")),
+                                summary=clip(text_of(item.get("description"))),
+                                url=text_of(item.get("target_url")))
+                    for item in combined.get("statuses") or [] if isinstance(item, dict)]
+        return without_own(r for r in results if r.name)
+
+    # -------------------------------------- reconciliation and the dashboard issue
+
+    def default_branch(self, repo: str) -> str:
+        """``default_branch`` of ``GET /repos/{o}/{r}``."""
+        owner, name = split_repo(repo)
+        what = f"read repository {repo}"
+        data = check(self._session.get(f"{self._api}/repos/{owner}/{name}"), what).json()
+        return _str(data if isinstance(data, dict) else {}, "default_branch")
+
+    def open_issues_with_label(self, repo: str, label: str) -> list[Issue]:
+        """``GET /repos/{o}/{r}/issues?state=open&labels={label}``, every page; the pull
+        requests that list also holds are left out."""
+        owner, name = split_repo(repo)
+        items = self._pages(f"{self._api}/repos/{owner}/{name}/issues",
+                            {"state": "open", "labels": label},
+                            f"list open issues labelled {label!r} on {repo}")
+        return [_issue(item) for item in items if "pull_request" not in item]
+
+    def label_actor(self, repo: str, number: int, label: str) -> str | None:
+        """The ``actor`` of the last ``labeled`` event for ``label`` in
+        ``GET /repos/{o}/{r}/issues/{n}/events``."""
+        owner, name = split_repo(repo)
+        events = self._pages(f"{self._api}/repos/{owner}/{name}/issues/{number}/events", {},
+                             f"read the events of #{number} of {repo}")
+        actor = None
+        for event in events:
+            if event.get("event") == "labeled" and (event.get("label") or {}).get(
+                    "name") == label:
+                actor = (event.get("actor") or {}).get("login")
+        return actor if isinstance(actor, str) and actor else None
+
+    def comments_since(
+        self, repo: str, number: int, since: datetime, *, pull: bool = False
+    ) -> list[ForgeComment]:
+        """``GET /repos/{o}/{r}/issues/{n}/comments?since=`` (which filters by the time of
+        the last edit), then only those *created* after ``since``; oldest first."""
+        owner, name = split_repo(repo)
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        items = self._pages(f"{self._api}/repos/{owner}/{name}/issues/{number}/comments",
+                            {"since": stamp}, f"read the comments of #{number} of {repo}")
+        found = [ForgeComment(_int(item, "id"), _str(item.get("user") or {}, "login"),
+                              _str(item, "body", optional=True), _time(item, "created_at"))
+                 for item in items]
+        return sorted((c for c in found if c.created > since), key=lambda c: c.created)
+
+    def pull_state(self, repo: str, number: int) -> PullState:
+        """``GET /repos/{o}/{r}/pulls/{n}``: ``merged`` tells a merge from a close."""
+        owner, name = split_repo(repo)
+        what = f"read pull request #{number} of {repo}"
+        data = check(self._session.get(f"{self._api}/repos/{owner}/{name}/pulls/{number}"),
+                     what).json()
+        if not isinstance(data, dict):
+            raise ForgeError(f"{what}: GitHub answered without a pull request")
+        merged = data.get("merged") is True or bool(data.get("merged_at"))
+        state = "merged" if merged else ("open" if data.get("state") == "open" else "closed")
+        by = (data.get("merged_by") or {}).get("login") if merged else None
+        return PullState(number=_int(data, "number"), state=state,
+                         head=_str(data.get("head") or {}, "ref"),
+                         by=by if isinstance(by, str) else "", url=_str(data, "html_url"))
+
+    def create_issue(self, repo: str, title: str, body: str) -> int:
+        """``POST /repos/{o}/{r}/issues``. Not retried after an uncertain answer: a second
+        issue is worse than a pass that tries again later."""
+        owner, name = split_repo(repo)
+        what = f"open an issue on {repo}"
+        data = check(self._session.post(f"{self._api}/repos/{owner}/{name}/issues",
+                                        json={"title": title, "body": body}), what).json()
+        return _int(data if isinstance(data, dict) else {}, "number")
+
+    def edit_issue(self, repo: str, number: int, body: str) -> None:
+        """``PATCH /repos/{o}/{r}/issues/{n}`` with only ``body`` (harmless to repeat)."""
+        owner, name = split_repo(repo)
+        url = f"{self._api}/repos/{owner}/{name}/issues/{number}"
+        what = f"edit issue #{number} of {repo}"
+        self._retrying(what, lambda: self._write(
+            what, lambda: check(self._session.patch(url, json={"body": body}), what)))
+
+    def _pages(self, url: str, params: Mapping[str, str], what: str) -> list[dict[str, Any]]:
+        """Every item of a list, 100 a page, following the ``Link: rel="next"`` header."""
+        items: list[dict[str, Any]] = []
+        next_url: str | None = url
+        query: dict[str, str] | None = {**params, "per_page": "100"}
+        for _ in range(_MAX_PAGES):
+            if next_url is None:
+                return items
+            response = check(self._session.get(next_url, params=query), what)
+            page = response.json()
+            if not isinstance(page, list):
+                raise ForgeError(f"{what}: GitHub answered without a list")
+            items += [item for item in page if isinstance(item, dict)]
+            next_url = response.links.get("next", {}).get("url")
+            query = None  # the next link carries the query
+        raise ForgeError(f"{what}: more than {_MAX_PAGES} pages")
 
     # ------------------------------------------------------------- helpers
 
@@ -571,6 +765,24 @@ def _int(data: Mapping[str, Any], key: str) -> int:
     return value
 
 
+def _issue(data: Mapping[str, Any]) -> Issue:
+    return Issue(
+        number=_int(data, "number"),
+        title=_str(data, "title"),
+        body=_str(data, "body", optional=True),
+        labels=tuple(_str(label, "name") for label in data.get("labels") or []),
+        author=_str(data.get("user") or {}, "login"),
+    )
+
+
+def _time(data: Mapping[str, Any], key: str) -> datetime:
+    """An ISO 8601 field (``2024-01-02T03:04:05Z``) as an aware UTC time."""
+    try:
+        return datetime.fromisoformat(_str(data, key).replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError as exc:
+        raise ForgeError(f"GitHub answered a bad time in {key!r}") from exc
+
+
 def _pull(data: Mapping[str, Any]) -> PullRequest:
     return PullRequest(
         number=_int(data, "number"),
@@ -580,6 +792,20 @@ def _pull(data: Mapping[str, Any]) -> PullRequest:
         body=_str(data, "body", optional=True),
         draft=data.get("draft") is True,
         url=_str(data, "html_url"),
+    )
+
+
+def _check_run(item: Mapping[str, Any]) -> CheckResult:
+    """A check run of ``GET .../check-runs``: pending until its status is ``completed``."""
+    found = item.get("output")
+    output: Mapping[str, Any] = found if isinstance(found, dict) else {}
+    done = item.get("status") == "completed"
+    return CheckResult(
+        name=text_of(item.get("name")),
+        state=state_of(GITHUB_CONCLUSIONS, item.get("conclusion")) if done else "pending",
+        summary=joined(text_of(output.get("title")), text_of(output.get("summary"))),
+        log=tail(text_of(output.get("text"))),
+        url=text_of(item.get("html_url")) or text_of(item.get("details_url")),
     )
 
 

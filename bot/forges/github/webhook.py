@@ -1,6 +1,6 @@
 """GitHub's webhooks: verify ``X-Hub-Signature-256`` and normalise the deliveries the bot
 acts on (labels added and removed, issues closed, comments, pushes, pull requests closed,
-reviews and review comments).
+reviews and review comments, and the forge's CI: check runs, check suites, statuses).
 
 Headers: ``X-GitHub-Event`` (the event), ``X-GitHub-Delivery`` (a GUID that a redelivery
 keeps), ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>``. Deliveries
@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.events import (
+    ChecksCompleted,
     CommentCreated,
     Event,
     IssueClosed,
@@ -208,6 +209,56 @@ def _review_comment(fields: Fields) -> ReviewSubmitted:
     )
 
 
+# The forge's own CI: a final conclusion or state → ChecksCompleted (success or failure).
+_CI_STATES = {"success": "success", "failure": "failure", "timed_out": "failure",
+              "action_required": "failure", "startup_failure": "failure", "error": "failure"}
+
+
+def _pull_numbers(fields: Fields, path: str) -> tuple[int, ...]:
+    numbers = []
+    for index, pull in enumerate(fields.items(path)):
+        number = pull.get("number")
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise fields.error(f"{path}[{index}].number")
+        numbers.append(number)
+    return tuple(numbers)
+
+
+def _check_completed(fields: Fields, obj: str) -> ChecksCompleted | None:
+    """``check_run`` or ``check_suite`` (``obj``) completed. A check suite names its app;
+    a run its check. Cancelled, neutral and skipped conclusions start nothing."""
+    state = _CI_STATES.get(fields.text(f"{obj}.conclusion", optional=True))
+    if state is None:
+        return None
+    suite = "check_run.check_suite" if obj == "check_run" else "check_suite"
+    branch = fields.text(f"{suite}.head_branch", optional=True)
+    name = (fields.text("check_run.name") if obj == "check_run"
+            else fields.text("check_suite.app.name", optional=True) or "check suite")
+    return ChecksCompleted(
+        repo=_repo(fields),
+        sha=fields.text(f"{obj}.head_sha"),
+        state=state,
+        name=name,
+        branches=(branch,) if branch else (),
+        pull_numbers=_pull_numbers(fields, f"{obj}.pull_requests"),
+    )
+
+
+def _status(fields: Fields) -> ChecksCompleted | None:
+    """A commit status (``status``): pending ones start nothing; ``branches`` lists every
+    branch whose head is the commit."""
+    state = _CI_STATES.get(fields.text("state"))
+    if state is None:
+        return None
+    return ChecksCompleted(
+        repo=_repo(fields),
+        sha=fields.text("sha"),
+        state=state,
+        name=fields.text("context"),
+        branches=fields.names("branches"),
+    )
+
+
 # (X-GitHub-Event, action) -> handler; a push has no action. Everything else starts nothing.
 _HANDLERS: dict[tuple[str, str], Callable[[Fields], Event | None]] = {
     ("issues", "labeled"): _labeled,
@@ -218,4 +269,7 @@ _HANDLERS: dict[tuple[str, str], Callable[[Fields], Event | None]] = {
     ("pull_request", "closed"): _pull_closed,
     ("pull_request_review", "submitted"): _review_submitted,
     ("pull_request_review_comment", "created"): _review_comment,
+    ("check_run", "completed"): lambda fields: _check_completed(fields, "check_run"),
+    ("check_suite", "completed"): lambda fields: _check_completed(fields, "check_suite"),
+    ("status", ""): _status,
 }

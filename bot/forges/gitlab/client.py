@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,7 +26,25 @@ from gitlab.v4.objects import Project, ProjectIssue, ProjectMergeRequest
 from bot import gitops
 from bot.config import GitLabSettings
 from bot.errors import ConfigError, ForgeError
-from bot.forges.base import Issue, NewPull, PullRequest, rewrite_url
+from bot.forges.base import (
+    LOG_TAIL_CHARS,
+    CheckResult,
+    ForgeComment,
+    Issue,
+    NewPull,
+    PullRequest,
+    PullState,
+    rewrite_url,
+)
+from bot.forges.checks import (
+    GITLAB_STATUSES,
+    OWN_CONTEXT,
+    clip,
+    state_of,
+    tail,
+    text_of,
+    without_own,
+)
 from bot.forges.http import make_session
 
 STATUS_NAME = "forgebot"
@@ -369,6 +388,128 @@ class GitLabClient:
             return "none"  # blocked, or an invitation not yet accepted
         return access_name(member.get("access_level"))
 
+    # ------------------------------------------------------------------ the forge's CI
+
+    def commit_checks(self, repo: str, sha: str) -> list[CheckResult]:
+        """``GET .../repository/commits/{sha}/statuses`` (the latest of each name: CI jobs
+        and external statuses alike), without the bot's own ``forgebot`` status; a failed
+        job allowed to fail counts as skipped. A failed CI job's log tail comes from
+        ``GET .../jobs/{id}/trace``, read as a stream and cut to its last characters; an
+        external status has no trace (404) and keeps only its description."""
+        if not _SHA_RE.fullmatch(sha):
+            raise ForgeError(f"gitlab: not a full commit sha: {sha!r}")
+        with _api(f"read the checks of {sha[:12]} in {repo}"):
+            found = self._project(repo).commits.get(sha, lazy=True).statuses.list(get_all=True)
+        results = []
+        for status in found:
+            data = status.attributes
+            state = state_of(GITLAB_STATUSES, data.get("status"))
+            if state == "failure" and data.get("allow_failure") is True:
+                state = "skipped"
+            name = text_of(data.get("name"))
+            log = ""
+            if state == "failure" and name != OWN_CONTEXT and isinstance(data.get("id"), int):
+                log = self._trace_tail(repo, data["id"])
+            results.append(CheckResult(name=name, state=state,
+                                       summary=clip(text_of(data.get("description"))),
+                                       log=log, url=text_of(data.get("target_url"))))
+        return without_own(r for r in results if r.name)
+
+    def _trace_tail(self, repo: str, job_id: int) -> str:
+        """The end of job ``job_id``'s log, holding at most two chunks' worth beyond the
+        tail in memory however long the log is; ``""`` when the job has no trace."""
+        kept = bytearray()
+
+        def keep(chunk: bytes) -> None:
+            kept.extend(chunk)
+            if len(kept) > 4 * LOG_TAIL_CHARS:
+                del kept[: len(kept) - 4 * LOG_TAIL_CHARS]
+
+        try:
+            with _api(f"read the log of job {job_id} in {repo}"):
+                self._project(repo).jobs.get(job_id, lazy=True).trace(
+                    streamed=True, action=keep, chunk_size=16_384)
+        except ForgeError as exc:
+            if _status_of(exc) in (403, 404):
+                return ""  # an external status, or a log the token may not read
+            raise
+        return tail(kept.decode("utf-8", errors="replace"))
+
+    # ------------------------------------------------------------------ reconciliation
+
+    def default_branch(self, repo: str) -> str:
+        """The project's ``default_branch`` (one GET)."""
+        with _api(f"read project {repo}"):
+            data = self._gl.projects.get(repo).attributes
+        return _text(data, "default_branch", repo)
+
+    def open_issues_with_label(self, repo: str, label: str) -> list[Issue]:
+        """``GET /projects/:id/issues?state=opened&labels={label}``, every page."""
+        if "," in label:
+            raise ForgeError(f"gitlab: a label name cannot contain a comma: {label!r}")
+        with _api(f"list open issues labelled {label!r} in {repo}"):
+            found = [i.attributes for i in self._project(repo).issues.list(
+                state="opened", labels=[label], iterator=True)]
+        return [_issue(data, f"an issue of {repo}") for data in found]
+
+    def label_actor(self, repo: str, number: int, label: str) -> str | None:
+        """The user of the last ``add`` of ``label`` in the issue's resource label events."""
+        issue = self._project(repo).issues.get(number, lazy=True)
+        actor = None
+        with _api(f"read the label events of #{number} of {repo}"):
+            for event in issue.resourcelabelevents.list(iterator=True):
+                data = event.attributes
+                name = (data.get("label") or {}).get("name")
+                if data.get("action") == "add" and name == label:
+                    actor = (data.get("user") or {}).get("username")
+        return actor if isinstance(actor, str) and actor else None
+
+    def comments_since(
+        self, repo: str, number: int, since: datetime, *, pull: bool = False
+    ) -> list[ForgeComment]:
+        """The notes (not GitLab's system notes) created after ``since``, oldest first."""
+        where = f"{_ref(number, pull)} of {repo}"
+        found = []
+        with _api(f"read the notes of {where}"):
+            notes = [n.attributes for n in self._noteable(repo, number, pull).notes.list(
+                iterator=True, sort="asc", order_by="created_at")]
+        for data in notes:
+            if data.get("system"):
+                continue
+            created = _time(data, "created_at", where)
+            author = data.get("author")
+            note_id = data.get("id")
+            if created > since and isinstance(note_id, int):
+                found.append(ForgeComment(
+                    note_id, _text(author if isinstance(author, dict) else {}, "username",
+                                   where), str(data.get("body") or ""), created))
+        return found
+
+    def pull_state(self, repo: str, number: int) -> PullState:
+        """Merge request ``number``: ``opened`` (or ``locked``) is open; ``merged``, ``closed``."""
+        where = f"!{number} of {repo}"
+        with _api(f"read merge request {where}"):
+            data = self._project(repo).mergerequests.get(number).attributes
+        state = {"merged": "merged", "closed": "closed"}.get(str(data.get("state")), "open")
+        who = data.get("merged_by") if state == "merged" else data.get("closed_by")
+        by = who.get("username") if isinstance(who, dict) else None
+        return PullState(number=number, state=state, head=_text(data, "source_branch", where),
+                         by=by if isinstance(by, str) else "", url=_text(data, "web_url", where))
+
+    def create_issue(self, repo: str, title: str, body: str) -> int:
+        """``POST /projects/:id/issues``; returns the new issue's iid."""
+        with _api(f"open an issue in {repo}"):
+            created = self._project(repo).issues.create({"title": title, "description": body})
+        iid = created.attributes.get("iid")
+        if isinstance(iid, bool) or not isinstance(iid, int):
+            raise ForgeError(f"gitlab: the new issue of {repo} has no iid")
+        return iid
+
+    def edit_issue(self, repo: str, number: int, body: str) -> None:
+        """``PUT /projects/:id/issues/:iid`` with only ``description``."""
+        with _api(f"edit issue #{number} of {repo}"):
+            self._project(repo).issues.update(number, {"description": body})
+
     # ------------------------------------------------------------------ helpers
 
     def _project(self, repo: str) -> Project:
@@ -409,6 +550,29 @@ def _base_url(url: str) -> str:
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
         raise ConfigError(f"forges.gitlab.base_url must be http(s)://HOST[/PATH], not {url!r}")
     return url
+
+
+def _issue(data: Mapping[str, Any], where: str) -> Issue:
+    number = data.get("iid")
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise ForgeError(f"gitlab: {where} has no iid")
+    author = data.get("author")
+    return Issue(
+        number=number,
+        title=_text(data, "title", where),
+        body=data.get("description") or "",
+        labels=tuple(str(label) for label in data.get("labels") or []),
+        author=_text(author if isinstance(author, dict) else {}, "username", where),
+    )
+
+
+def _time(data: Mapping[str, Any], key: str, where: str) -> datetime:
+    """An ISO 8601 field (``2024-01-02T03:04:05.000Z``) as an aware UTC time."""
+    try:
+        return datetime.fromisoformat(_text(data, key, where).replace("Z", "+00:00")
+                                      ).astimezone(UTC)
+    except ValueError as exc:
+        raise ForgeError(f"gitlab: {where}: a bad time in {key!r}") from exc
 
 
 def _draft_title(title: str, draft: bool) -> str:

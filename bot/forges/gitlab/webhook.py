@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from bot.events import (
+    ChecksCompleted,
     CommentCreated,
     Event,
     IssueClosed,
@@ -232,6 +233,29 @@ def _approved(fields: Fields) -> list[Event]:
 
 # (X-Gitlab-Event, object_attributes.action) -> handler; "*" matches any action (a push has
 # none). Confidential hooks, tag pushes, system hooks and every other pair start nothing.
+_PIPELINE_STATES = {"success": "success", "failed": "failure"}
+
+
+def _pipeline(fields: Fields) -> list[Event]:
+    """A Pipeline Hook that finished (``success`` or ``failed``; running, cancelled and the
+    rest start nothing). A tag's pipeline names no branch; ``merge_request.iid`` is there
+    when the pipeline ran for a merge request."""
+    state = _PIPELINE_STATES.get(fields.text("object_attributes.status", optional=True))
+    if state is None:
+        return []
+    ref = fields.text("object_attributes.ref", optional=True)
+    tag = fields.find("object_attributes.tag") is True
+    merge_request = fields.optional_integer("merge_request.iid")
+    return [ChecksCompleted(
+        repo=_repo(fields),
+        sha=fields.text("object_attributes.sha"),
+        state=state,
+        name="pipeline",
+        branches=(ref,) if ref and not tag else (),
+        pull_numbers=(merge_request,) if merge_request is not None else (),
+    )]
+
+
 _HANDLERS: dict[tuple[str, str], Callable[[Fields], list[Event]]] = {
     ("Issue Hook", "*"): _issue_hook,
     ("Note Hook", "*"): _note,
@@ -239,4 +263,5 @@ _HANDLERS: dict[tuple[str, str], Callable[[Fields], list[Event]]] = {
     ("Merge Request Hook", "merge"): _pull_closed,
     ("Merge Request Hook", "close"): _pull_closed,
     ("Merge Request Hook", "approved"): _approved,
+    ("Pipeline Hook", "*"): _pipeline,
 }

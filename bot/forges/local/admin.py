@@ -24,6 +24,7 @@ from bot.forges.local.layout import (
     PULLS,
     Document,
     RepoLayout,
+    comment_id,
     create_item,
     list_documents,
     now,
@@ -122,7 +123,8 @@ def create_issue(
     """
     layout = RepoLayout.of(root, full_name).require()
     labels = list(dict.fromkeys(labels))  # de-duplicated, order kept
-    front = {"title": title, "labels": labels, "author": author, "state": "open", "created": now()}
+    front = {"title": title, "labels": labels, "author": author, "state": "open", "created": now(),
+             "labeled_by": dict.fromkeys(labels, author)}
     with layout.lock():
         number = create_item(layout, ISSUES, front, body)
     doc = read_document(layout.item_path(ISSUES, number))
@@ -148,7 +150,8 @@ def add_label(root: Path, full_name: str, number: int, label: str, sender: str) 
         labels = [str(name) for name in doc.front.get("labels") or []]
         if label in labels:
             return []
-        doc = Document({**doc.front, "labels": [*labels, label]}, doc.body)
+        actors = {**(doc.front.get("labeled_by") or {}), label: sender}
+        doc = Document({**doc.front, "labels": [*labels, label], "labeled_by": actors}, doc.body)
         write_document(path, doc)
     return [Delivery("issues", _issues_event(layout, doc, "labeled", sender, label))]
 
@@ -192,9 +195,10 @@ def add_comment(root: Path, full_name: str, number: int, body: str, author: str)
     """Comment on issue or pull request ``number``; return the ``issue_comment`` delivery."""
     layout = RepoLayout.of(root, full_name).require()
     kind, path = require_item(layout, number)
-    write_comment(layout, number, author, body)
+    written = write_comment(layout, number, author, body)
     issue = _issue_object(read_document(path), pull=kind == PULLS)
-    payload = webhook.comment_event(_repository(layout), issue, body, author)
+    payload = webhook.comment_event(_repository(layout), issue, body, author,
+                                    comment_id=comment_id(written))
     return [Delivery("issue_comment", payload)]
 
 
@@ -435,3 +439,22 @@ def deliver(url: str, secret: str, event: str, payload: dict[str, Any], timeout:
             retryable=response.status_code >= 500,
         )
     return response.status_code
+
+
+# -------------------------------------------------------------------- repositories
+
+
+def repositories(root: Path) -> list[str]:
+    """``owner/name`` of every repository under ``root`` (what reconciliation visits when
+    ``forges.local.repositories`` is empty), sorted."""
+    if not root.is_dir():
+        return []
+    found = []
+    for git_dir in sorted(root.glob("*/*.git")):
+        full_name = f"{git_dir.parent.name}/{git_dir.name.removesuffix('.git')}"
+        try:
+            if RepoLayout.of(root, full_name).exists():
+                found.append(full_name)
+        except ForgeError:
+            continue  # not a name the local forge would have made
+    return found

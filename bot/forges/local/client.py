@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bot import gitops
 from bot.errors import ForgeError, GitError
-from bot.forges.base import Issue, NewPull, PullRequest
+from bot.forges.base import CheckResult, ForgeComment, Issue, NewPull, PullRequest, PullState
+from bot.forges.checks import STATUS_STATES, clip, state_of, tail, text_of, without_own
 from bot.forges.local.layout import (
     ISSUES,
     PULLS,
@@ -17,6 +19,7 @@ from bot.forges.local.layout import (
     RepoLayout,
     add_comment,
     add_comment_locked,
+    comment_id,
     create_item,
     list_documents,
     now,
@@ -226,6 +229,121 @@ class LocalClient:
             }
             write_yaml(path, statuses)
 
+    # ---- the forge's own CI (written by ``forgebot local check``) ----
+
+    def commit_checks(self, repo: str, sha: str) -> list[CheckResult]:
+        """Every context of ``statuses/<sha>.yml`` but the bot's own: ``state``,
+        ``description`` and an optional ``log`` (its tail is kept), as a CI would leave them."""
+        layout = self._repo(repo)
+        if not _SHA_RE.fullmatch(sha):
+            raise ForgeError(f"not a full commit sha: {sha!r}")
+        statuses = read_yaml(layout.status_path(sha), {})
+        if not isinstance(statuses, dict):
+            raise ForgeError(f"statuses of {sha[:12]} in {repo}: not a mapping")
+        results = []
+        for context, value in statuses.items():
+            entry = value if isinstance(value, dict) else {}
+            results.append(CheckResult(
+                name=str(context), state=state_of(STATUS_STATES, entry.get("state")),
+                summary=clip(text_of(entry.get("description"))),
+                log=tail(text_of(entry.get("log"))), url=text_of(entry.get("url"))))
+        return without_own(results)
+
+    def set_check(self, repo: str, sha: str, context: str, *, state: str, description: str,
+                  log: str = "") -> None:
+        """Record a CI status of commit ``sha`` under ``context`` (any name but the bot's):
+        what a CI server would report; ``forgebot local check`` writes it."""
+        layout = self._repo(repo)
+        if not _SHA_RE.fullmatch(sha):
+            raise ForgeError(f"not a full commit sha: {sha!r}")
+        if state not in STATES:
+            raise ForgeError(f"unknown status state {state!r}: expected one of {STATES}")
+        if not context or context == STATUS_CONTEXT:
+            raise ForgeError(f"a CI context must be named, and not {STATUS_CONTEXT!r}")
+        path = layout.status_path(sha)
+        with layout.lock():
+            statuses = read_yaml(path, {})
+            statuses[context] = {"state": state, "description": description, "log": log,
+                                 "updated": now()}
+            write_yaml(path, statuses)
+
+    # ---- reconciliation and the dashboard issue ----
+
+    def default_branch(self, repo: str) -> str:
+        """The branch the bare repository's HEAD names."""
+        layout = self._repo(repo)
+        try:
+            return gitops.run(["symbolic-ref", "--short", "HEAD"], cwd=layout.git_dir).strip()
+        except GitError as exc:
+            raise ForgeError(f"{repo}: cannot read the default branch: {exc}") from exc
+
+    def open_issues_with_label(self, repo: str, label: str) -> list[Issue]:
+        """Open issues whose front matter lists ``label``."""
+        layout = self._repo(repo)
+        found = []
+        for doc in list_documents(layout, ISSUES):
+            labels = [str(x) for x in doc.front.get("labels") or []]
+            if doc.front.get("state", "open") == "open" and label in labels:
+                found.append(self.get_issue(repo, int(doc.front["number"])))
+        return found
+
+    def label_actor(self, repo: str, number: int, label: str) -> str | None:
+        """The ``labeled_by`` entry the local forge keeps for each label."""
+        _, path = require_item(self._repo(repo), number)
+        actors = read_document(path).front.get("labeled_by") or {}
+        actor = actors.get(label) if isinstance(actors, dict) else None
+        return actor if isinstance(actor, str) and actor else None
+
+    def comments_since(
+        self, repo: str, number: int, since: datetime, *, pull: bool = False
+    ) -> list[ForgeComment]:
+        """Comment files of item ``number`` created after ``since``, oldest first (one
+        numbering: ``pull`` changes nothing)."""
+        layout = self._repo(repo)
+        require_item(layout, number)
+        found = []
+        for path in (layout.meta_dir / "comments").glob(f"{number}-*.md"):
+            if not path.stem.partition("-")[2].isdigit():
+                continue
+            doc = read_document(path)
+            created = _time(doc, "created", path)
+            if created > since:
+                found.append(ForgeComment(comment_id(path), _text(doc, "author", path),
+                                          doc.body, created))
+        return sorted(found, key=lambda c: (c.created, c.id))
+
+    def pull_state(self, repo: str, number: int) -> PullState:
+        """From the pull request's front matter (``state``, ``merged_by``)."""
+        layout = self._repo(repo)
+        path = layout.item_path(PULLS, number)
+        if not path.is_file():
+            raise ForgeError(f"{repo} has no pull request #{number}")
+        doc = read_document(path)
+        state = str(doc.front.get("state", "open"))
+        if state not in ("open", "merged", "closed"):
+            raise ForgeError(f"{path}: unknown pull request state {state!r}")
+        return PullState(number=number, state=state, head=_text(doc, "head", path),
+                         by=str(doc.front.get("merged_by") or ""),
+                         url=path.absolute().as_uri())
+
+    def create_issue(self, repo: str, title: str, body: str) -> int:
+        """A new issue by the bot user, without labels (and without a webhook)."""
+        layout = self._repo(repo)
+        front = {"title": title, "labels": [], "author": self.bot_user, "state": "open",
+                 "created": now()}
+        with layout.lock():
+            return create_item(layout, ISSUES, front, body)
+
+    def edit_issue(self, repo: str, number: int, body: str) -> None:
+        """Replace issue ``number``'s body, keeping its front matter."""
+        layout = self._repo(repo)
+        path = layout.item_path(ISSUES, number)
+        with layout.lock():
+            if not path.is_file():
+                raise ForgeError(f"{repo} has no issue #{number}")
+            doc = read_document(path)
+            write_document(path, Document(doc.front, body))
+
     def permission(self, repo: str, user: str) -> str:
         """``admin`` for everyone, unless ``<root>/permissions.yml`` maps users to levels.
 
@@ -246,6 +364,15 @@ def _text(doc: Document, key: str, path: Path) -> str:
     if not isinstance(value, str):
         raise ForgeError(f"{path}: front matter field {key!r} is missing or not text")
     return value
+
+
+def _time(doc: Document, key: str, path: Path) -> datetime:
+    """An ISO 8601 timestamp field as an aware UTC time (naive ones are read as UTC)."""
+    try:
+        value = datetime.fromisoformat(_text(doc, key, path))
+    except ValueError as exc:
+        raise ForgeError(f"{path}: front matter field {key!r} is not an ISO 8601 time") from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _pull(layout: RepoLayout, doc: Document) -> PullRequest:

@@ -8,7 +8,8 @@
     <root>/<owner>/<repo>/statuses/<sha>.yml    context -> {state, description, updated}
     <root>/<owner>/<repo>/.lock                 flock held while allocating or rewriting
 
-Issue front matter: number, title, labels, author, state, created. Pull front matter:
+Issue front matter: number, title, labels, author, state, created, labeled_by (label ->
+who added it). Pull front matter:
 number, title, head, base, draft, state, author, created. Comment front matter: item,
 author, created. Issues and pulls share one number sequence per repository, as on
 GitHub. Every write is atomic (a temporary file, then ``os.replace``), and every
@@ -231,6 +232,18 @@ def add_comment(layout: RepoLayout, number: int, author: str, body: str) -> Path
     require_item(layout, number)
     with layout.lock():
         return add_comment_locked(layout, number, author, body)
+
+
+COMMENT_ID_SPAN = 1_000_000
+
+
+def comment_id(path: Path) -> int:
+    """The id of the comment in ``path`` (``<number>-<seq>.md``): unique in its repository,
+    as a real forge's comment ids are, so a webhook and reconciliation name it alike."""
+    number, _, seq = path.stem.partition("-")
+    if not (number.isdigit() and seq.isdigit()) or int(seq) >= COMMENT_ID_SPAN:
+        raise ForgeError(f"{path}: not a comment file name (<number>-<seq>.md)")
+    return int(number) * COMMENT_ID_SPAN + int(seq)
 
 
 def add_comment_locked(layout: RepoLayout, number: int, author: str, body: str) -> Path:

@@ -10,7 +10,8 @@ merged}``, ``review {id, state, body, user{login}}`` and ``sender {login}``; a p
 ``ref``, ``before``, ``after``, ``pusher {name}`` and ``commits[{id, added, modified,
 removed}]`` instead. Handled: ``issues`` ``labeled``/``unlabeled``/``closed``,
 ``issue_comment`` ``created``, ``pull_request`` ``closed``, ``pull_request_review``
-``submitted`` and ``push``.
+``submitted``, ``push`` and ``status`` (``sha``, ``context``, ``state``, ``description``,
+``branches[{name}]``: a CI's verdict, from ``forgebot local check``).
 
 This module both reads deliveries (verify, parse) and writes them (the payload
 builders the ``forgebot local`` commands use), so the format is defined in one place.
@@ -23,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.events import (
+    ChecksCompleted,
     CommentCreated,
     Event,
     IssueClosed,
@@ -162,7 +164,18 @@ def _pushed(fields: Fields) -> Pushed:
 
 
 # (event header, action) -> handler; everything else starts nothing.
-_HANDLERS: dict[tuple[str, str], Callable[[Fields], Event]] = {
+def _status(fields: Fields) -> Event | None:
+    """A CI status of a commit (``forgebot local check``): success or failure (``error``
+    counts as failure); pending starts nothing."""
+    state = {"success": "success", "failure": "failure", "error": "failure"}.get(
+        fields.text("state"))
+    if state is None:
+        return None
+    return ChecksCompleted(repo=_repo(fields), sha=fields.text("sha"), state=state,
+                           name=fields.text("context"), branches=fields.names("branches"))
+
+
+_HANDLERS: dict[tuple[str, str], Callable[[Fields], Event | None]] = {
     ("issues", "labeled"): _labeled,
     ("issues", "unlabeled"): _unlabeled,
     ("issues", "closed"): _issue_closed,
@@ -170,6 +183,7 @@ _HANDLERS: dict[tuple[str, str], Callable[[Fields], Event]] = {
     ("pull_request", "closed"): _pull_closed,
     ("pull_request_review", "submitted"): _reviewed,
     ("push", ""): _pushed,
+    ("status", ""): _status,
 }
 
 
@@ -257,6 +271,14 @@ def push_event(
     and ``removed``."""
     return {"ref": ref, "before": before, "after": after, "repository": repository,
             "pusher": {"name": pusher}, "commits": commits, "sender": {"login": pusher}}
+
+
+def status_event(repository: Payload, sha: str, *, context: str, state: str,
+                 description: str, branch: str, sender: str) -> Payload:
+    """The body of a ``status`` delivery: GitHub's shape, a CI's verdict on one commit."""
+    return {"sha": sha, "context": context, "state": state, "description": description,
+            "branches": [{"name": branch}], "repository": repository,
+            "sender": {"login": sender}}
 
 
 def signed_headers(secret: str, event: str, body: bytes) -> dict[str, str]:
