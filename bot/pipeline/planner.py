@@ -137,7 +137,7 @@ class Planner:
         try:
             event = forge.parse(delivery.headers, delivery.body)
             return self.plan_event(forge, event, delivery.id)
-        except ForgeError as exc:
+        except (ForgeError, GitError) as exc:  # git: a spec push reads the pushed commit
             return PlanResult("invalid", str(exc))
 
     def plan_event(self, forge: Forge, event: Event | None,

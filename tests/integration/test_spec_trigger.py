@@ -10,6 +10,7 @@ list a spec among the changed files (noted at each edit).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from bot.forges.gitea import webhook as gitea_webhook
 from bot.forges.github import webhook as github_webhook
 from bot.forges.gitlab import webhook as gitlab_webhook
 from bot.forges.local import LocalForge, admin
+from bot.forges.local import webhook as local_webhook
 from bot.forges.local.layout import RepoLayout, read_document, read_yaml
 from bot.pipeline.planner import Planner
 from bot.pipeline.spec_trigger import SpecTrigger, spec_trigger_key
@@ -271,3 +273,21 @@ def test_the_repository_policy_says_which_files_are_specs(store: Store, tmp_path
     [job] = store.list_jobs()
     assert job.trigger_key.endswith(":spec:docs/specs/greeting.md")
     assert job.branch == "forgebot/spec-greeting-doc"
+
+
+def test_a_spec_push_whose_repository_cannot_be_fetched_is_recorded_not_raised(
+        store: Store, tmp_path: Path) -> None:
+    root = make_repo(tmp_path, "acme/hello")
+    forge = LocalForge(root, None)
+    [delivery] = admin.push_files(root, "acme/hello", "main", {SPEC: edited_spec()},
+                                  message="edit specs", pusher="ada")
+    body = json.dumps(delivery.payload).encode()
+    store.record_delivery("local", "d-1", delivery.event,
+                          local_webhook.signed_headers("s", delivery.event, body), body)
+    # The repository breaks before the planner reads the pushed commit: git fails.
+    shutil.rmtree(root / "acme" / "hello.git")
+    (root / "acme" / "hello.git").mkdir()
+    (root / "acme" / "hello.git" / "HEAD").write_text("not a git repository\n")
+    assert planner(store, forge).plan_pending() == 0
+    assert store.delivery_counts() == {"invalid": 1}
+    assert store.list_jobs() == []
