@@ -118,7 +118,7 @@ def test_a_sensitive_path_needs_approval(live_factory, tmp_path):
     assert "sensitive paths (`hello_service/app.py`)" in plan
 
 
-def test_approve_without_a_waiting_plan_says_so(live_factory, tmp_path):
+def test_approve_without_a_waiting_plan_help_and_an_unknown_command(live_factory, tmp_path):
     live = start(live_factory, tmp_path, "", "plan_approval: never\n")
     live.file_issue("Add a farewell")
     live.run_until_idle()
@@ -127,6 +127,13 @@ def test_approve_without_a_waiting_plan_says_so(live_factory, tmp_path):
     assert "has no plan waiting for approval" in live.comments(1)[-1]
     [job] = live.service.store.list_jobs()
     assert job.outcome == "submitted"
+    # /help, and an unknown command addressed to the bot, answer with the command table.
+    comment(live, 1, "/help")
+    comment(live, 1, "@forgebot frobnicate")
+    live.run_until_idle()
+    help_text, unknown = live.comments(1)[-2:]
+    assert "| `/approve` |" in help_text and "| `/explain` |" in help_text
+    assert "I do not know `/frobnicate`" in unknown and "| `/retry [guidance]` |" in unknown
 
 
 def test_explain_posts_the_models_account_and_keeps_the_outcome(live_factory, tmp_path):
