@@ -183,6 +183,12 @@ class Planner:
         repo = event.repo
         key = trigger_key(repo.forge, repo.full_name, event.number)
         existing = self.store.job_for_trigger(key)
+        if existing is not None and delivery_row is not None \
+                and existing.delivery_id == delivery_row:
+            # This very delivery made the job before the worker died, before the delivery
+            # was marked: it is the job's delivery, planned again after a restart.
+            self._acknowledge(forge, repo.full_name, event.number)
+            return PlanResult("job", f"job {existing.id} queued", existing.id)
         if existing is not None:
             return self._labeled_again(forge, event, existing, delivery_row)
         if not self._may(forge, repo.full_name, event.sender, event.number):

@@ -67,6 +67,7 @@ class JobView:
     task_text: str = ""
     priority: int = 0
     wait_reason: str = ""
+    delivery_id: int | None = None  # the stored delivery (row id) that made the job, if any
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -139,7 +140,7 @@ def _view(job: Job) -> JobView:
         requested_by=job.requested_by, state=job.state, outcome=job.outcome, branch=job.branch,
         pull_number=job.pull_number, created_at=job.created_at, updated_at=job.updated_at,
         kind=job.kind, task_text=job.task_text, priority=job.priority,
-        wait_reason=job.wait_reason,
+        wait_reason=job.wait_reason, delivery_id=job.delivery_id,
     )
 
 

@@ -66,6 +66,21 @@ def test_a_maintainers_label_makes_one_job(store, forge):
     assert len(store.list_jobs()) == 1
 
 
+def test_a_delivery_planned_again_after_a_crash_is_still_its_jobs_delivery(store, forge):
+    # A worker died after the job was made and before the delivery was marked: after the
+    # restart the same delivery is planned again. It is that job's delivery, not a repeat.
+    deliver(store, admin.add_label(forge.root, REPO_NAME, 1, "forgebot", "ada"))
+    p = planner(store, forge)
+    [delivery] = store.take_deliveries("dead-worker")
+    event = forge.parse(delivery.headers, delivery.body)
+    first = p.plan_event(forge, event, delivery.id)
+    again = p.plan_event(forge, event, delivery.id)
+    assert (first.status, again.status) == ("job", "job")
+    assert first.job_id == again.job_id and len(store.list_jobs()) == 1
+    # A second, different delivery of the same label is a repeat.
+    assert p.plan_event(forge, event, None).status == "ignored"
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
