@@ -37,8 +37,8 @@ from sqlalchemy import func, or_, select
 from bot.config import Settings, load_settings
 from bot.forges.local import admin, webhook
 from bot.store import Store, open_store
-from bot.store.models import Job
-from bot.store.queries import PLANNING, JobView
+from bot.store.models import Delivery, Job
+from bot.store.queries import JobView
 from tests.conftest import REPO
 from tests.e2e.conftest import REPO_NAME, Live, e2e_env
 from tests.e2e.test_crash_resume import free_port, start_serve
@@ -257,8 +257,18 @@ def test_many_jobs_under_repeated_sigkill(tmp_path: Path, transcripts: Path) -> 
           f"median stage seconds {stages}")
 
     # Every delivery (an "opened" and a "labeled" per issue) stored once and planned once.
-    assert deliveries == {"job": N_JOBS, "ignored": N_JOBS}, deliveries
-    assert "pending" not in deliveries and PLANNING not in deliveries
+    # Each restart also reconciles (a pass over the local forge at start), and it may find a
+    # labelled issue before its webhook is planned: then reconciliation made the job, and the
+    # late delivery is a repeat of it ("already exists"), never a second job.
+    assert sum(deliveries.values()) == 2 * N_JOBS, deliveries
+    assert set(deliveries) <= {"job", "ignored"}, deliveries
+    with store.engine.connect() as db:
+        notes = db.execute(select(Delivery.status, Delivery.note)).all()
+    found_first = [n for status, n in notes if status == "ignored" and "already exists" in n]
+    assert deliveries["job"] + len(found_first) == N_JOBS, deliveries
+    assert all(job.delivery_id is None for job in jobs if job.trigger_key in
+               {f"local:{REPO_NAME}:issue:{n.split(':issue:')[1].split()[0]}"
+                for n in found_first})
     # One job per trigger.
     assert len(jobs) == N_JOBS
     assert len({j.trigger_key for j in jobs}) == N_JOBS
