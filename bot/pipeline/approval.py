@@ -80,17 +80,10 @@ def approval_reason(mode: str, plan: PlanEstimate, large: LargeChange) -> str | 
 def approved_plan(events: Sequence[Mapping[str, Any]], request: Mapping[str, Any]) -> str | None:
     """The plan this attempt follows: the latest posted plan, when the request that queued
     the attempt is its ``/approve`` (a ``/revise`` or ``/retry`` since asks for a new one)."""
-    if request.get("mode") != "approve":
+    posted = _latest_posted(events)
+    if request.get("mode") != "approve" or posted is None or waiting_plan(events) is not None:
         return None
-    posted = [e for e in events if e["kind"] == PLAN_POSTED]
-    if not posted:
-        return None
-    latest = posted[-1]
-    key = approval_key(int(latest["id"]))
-    if not any(e["kind"] == PLAN_APPROVED and (e.get("data") or {}).get("key") == key
-               for e in events):
-        return None
-    plan = (latest.get("data") or {}).get("plan")
+    plan = (posted.get("data") or {}).get("plan")
     return plan if isinstance(plan, str) else None
 
 
@@ -100,13 +93,17 @@ def approval_key(posted_event_id: int) -> str:
 
 def waiting_plan(events: Sequence[Mapping[str, Any]]) -> int | None:
     """The id of the posted plan still waiting for approval, or None."""
-    posted = [e for e in events if e["kind"] == PLAN_POSTED]
-    if not posted:
+    posted = _latest_posted(events)
+    if posted is None:
         return None
-    key = approval_key(int(posted[-1]["id"]))
+    key = approval_key(int(posted["id"]))
     taken = any(e["kind"] == PLAN_APPROVED and (e.get("data") or {}).get("key") == key
                 for e in events)
-    return None if taken else int(posted[-1]["id"])
+    return None if taken else int(posted["id"])
+
+
+def _latest_posted(events: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    return next((e for e in reversed(events) if e["kind"] == PLAN_POSTED), None)
 
 
 def fenced(text: str) -> str:
