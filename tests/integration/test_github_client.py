@@ -413,6 +413,21 @@ def test_set_status(mock: responses.RequestsMock, github: GitHubForge) -> None:
     assert len(sent["description"]) == 140
 
 
+def test_comment_commit_posts_once_even_after_an_uncertain_answer(
+        mock: responses.RequestsMock, github: GitHubForge) -> None:
+    url = f"{REPO_API}/commits/{SHA}/comments"
+    someone = {"id": 1, "body": "the errors", "user": {"login": "ada"}}
+    mine = {"id": 2, "body": "the errors", "user": {"login": "forgebot[bot]"}}
+    listed = mock.get(url, json=[someone])  # someone else's identical text does not count
+    mock.get(url, json=[someone, mine])  # after the 502, the comment turns out to be there
+    posted = mock.post(url, status=502, json={"message": "Server Error"})
+    github.comment_commit(REPO, SHA, "the errors")
+    assert posted.call_count == 1 and listed.call_count == 1
+    assert body_of(posted.calls[0]) == {"body": "the errors"}
+    with pytest.raises(ForgeError, match="not a full commit sha"):
+        github.comment_commit(REPO, "abc123", "x")
+
+
 @pytest.mark.parametrize(("state", "sha"), [("done", SHA), ("success", "abc123")])
 def test_set_status_refuses_bad_values(github: GitHubForge, state: str, sha: str) -> None:
     with pytest.raises(ForgeError):

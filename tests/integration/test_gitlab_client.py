@@ -379,6 +379,23 @@ def test_set_status_names_it_forgebot(
     forge.set_status(REPO, SHA, state, "x" * 300)
 
 
+def test_comment_commit_posts_a_note_once(forge: GitLabForge,
+                                         api: responses.RequestsMock) -> None:
+    url = f"{PROJECT}/repository/commits/{SHA}/comments"
+    api.get(f"{API}/user", json={"id": BOT_ID})
+    theirs = {"note": "the errors", "author": {"id": 7, "username": "ada"}}
+    mine = {"note": "the errors", "author": {"id": BOT_ID, "username": "forgebot"}}
+    api.get(url, json=[theirs])
+    api.get(url, json=[theirs, mine])
+    posted = api.post(url, status=201, json=mine,
+                      match=[matchers.json_params_matcher({"note": "the errors"})])
+    forge.comment_commit(REPO, SHA, "the errors")  # only someone else's: posted
+    forge.comment_commit(REPO, SHA, "the errors")  # the bot's own is there: not again
+    assert posted.call_count == 1
+    with pytest.raises(ForgeError, match="not a full commit sha"):
+        forge.comment_commit(REPO, "HEAD", "x")
+
+
 def test_setting_pending_again_is_not_an_error(
     forge: GitLabForge, api: responses.RequestsMock
 ) -> None:

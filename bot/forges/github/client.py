@@ -80,6 +80,7 @@ _MAX_PAGES = 50  # of 100 items: lists longer than this are not read whole
 _HANDLES_MAX = 256
 _REPO_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _REPO_IN_PATH = re.compile(r"/repos/([^/]+)/([^/]+)(?:/|$)")
+_SHA_RE = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")  # SHA-1 or SHA-256
 
 TokenSource = Callable[[str], str]
 """``owner/name`` → the token to send for that repository."""
@@ -534,7 +535,7 @@ class GitHubClient:
         status of a context wins, so repeating it is harmless."""
         if state not in STATES:
             raise ForgeError(f"unknown status state {state!r}: expected one of {STATES}")
-        if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", sha):
+        if not _SHA_RE.fullmatch(sha):
             raise ForgeError(f"not a full commit sha: {sha!r}")
         text = description if len(description) <= _DESCRIPTION_MAX else (
             description[: _DESCRIPTION_MAX - 1] + "…")
@@ -571,7 +572,7 @@ class GitHubClient:
         log tail; a status has only its description and ``target_url``.
         """
         owner, name = split_repo(repo)
-        if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", sha):
+        if not _SHA_RE.fullmatch(sha):
             raise ForgeError(f"not a full commit sha: {sha!r}")
         root = f"{self._api}/repos/{owner}/{name}/commits/{sha}"
         what = f"read the checks of {sha[:12]} on {repo}"
@@ -658,6 +659,26 @@ class GitHubClient:
         data = check(self._session.post(f"{self._api}/repos/{owner}/{name}/issues",
                                         json={"title": title, "body": body}), what).json()
         return _int(data if isinstance(data, dict) else {}, "number")
+
+    def comment_commit(self, repo: str, sha: str, body: str) -> None:
+        """``POST /repos/{o}/{r}/commits/{sha}/comments``, once: the commit's comments are
+        read first (``GET`` on the same path) and nothing is posted when the bot already left
+        this body there, so a redelivered push or a retry after an uncertain answer does not
+        double it."""
+        if not _SHA_RE.fullmatch(sha):
+            raise ForgeError(f"not a full commit sha: {sha!r}")
+        owner, name = split_repo(repo)
+        url = f"{self._api}/repos/{owner}/{name}/commits/{sha}/comments"
+        what = f"comment on commit {sha[:12]} of {repo}"
+
+        def once() -> None:
+            for item in self._pages(url, {}, what):
+                author = str((item.get("user") or {}).get("login", "")).lower()
+                if author in self._bot_logins and item.get("body") == body:
+                    return
+            self._write(what, lambda: check(self._session.post(url, json={"body": body}), what))
+
+        self._retrying(what, once)
 
     def edit_issue(self, repo: str, number: int, body: str) -> None:
         """``PATCH /repos/{o}/{r}/issues/{n}`` with only ``body`` (harmless to repeat)."""

@@ -505,6 +505,25 @@ class GitLabClient:
             raise ForgeError(f"gitlab: the new issue of {repo} has no iid")
         return iid
 
+    def comment_commit(self, repo: str, sha: str, body: str) -> None:
+        """``POST /projects/:id/repository/commits/:sha/comments``, once: the commit's
+        comments are read first and nothing is posted when the token's user already left
+        this body there (a redelivered push, or a pass that runs again)."""
+        if not _SHA_RE.fullmatch(sha):
+            raise ForgeError(f"gitlab: not a full commit sha: {sha!r}")
+        own_id = self._own_user_id()
+        commit = self._project(repo).commits.get(sha, lazy=True)
+        where = f"commit {sha[:12]} of {repo}"
+        with _api(f"read the comments of {where}"):
+            for comment in commit.comments.list(iterator=True):
+                data = comment.attributes
+                author = data.get("author")
+                if (isinstance(author, dict) and author.get("id") == own_id
+                        and data.get("note") == body):
+                    return
+        with _api(f"comment on {where}"):
+            commit.comments.create({"note": body})
+
     def edit_issue(self, repo: str, number: int, body: str) -> None:
         """``PUT /projects/:id/issues/:iid`` with only ``description``."""
         with _api(f"edit issue #{number} of {repo}"):
