@@ -332,7 +332,8 @@ def trace_job(store: Store, job: JobView, *, mirror: Path, base_sha: str, tree: 
         return Traceability(path.rsplit("/", 1)[-1].removesuffix(".md"), path, missing)
     before_cases = evidence.before_cases if evidence is not None else ()
     before_failed = evidence is not None and (evidence.before_exit or 0) != 0
-    figures = parse_figures(after.stdout + "\n" + after.stderr)
+    printed = after.junit.figure_lines if after.junit is not None else ()
+    figures = parse_figures("\n".join((after.stdout, after.stderr, *printed)))
     new_files = evidence.test_files if evidence is not None else ()
     return trace(spec, required, scan_tree(tree), before_cases, _cases_of(after),
                  before_failed=before_failed, new_files=new_files, figures=figures)

@@ -42,6 +42,10 @@ class TestCounts:
     # (test id, outcome) of every case, in report order, at most junit.MAX_CASES of them;
     # outcome is "passed", "failed", "errors" or "skipped". The evidence check compares them.
     cases: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # Lines starting with "FIGURE " that test cases printed (their <system-out>/<system-err>)
+    # or recorded (a <property name="figure">, as "FIGURE <value>"), at most junit.MAX_FIGURE_LINES:
+    # a spec's constraint figures, which pytest does not show for passing tests.
+    figure_lines: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def total(self) -> int:

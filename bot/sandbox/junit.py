@@ -20,6 +20,8 @@ MAX_FAILURES = 20  # failure descriptions kept in TestCounts.failures
 FAILURE_TEXT_LIMIT = 300  # characters per failure description
 MAX_CASES = 5_000  # test cases whose ids and outcomes are kept in TestCounts.cases
 CASE_ID_LIMIT = 300  # characters per test id
+MAX_FIGURE_LINES = 100  # "FIGURE ..." lines kept in TestCounts.figure_lines
+FIGURE_LINE_LIMIT = 200  # characters per such line; a longer one is dropped, not cut
 
 
 def junit_from_tar(data: bytes) -> bytes | None:
@@ -56,6 +58,7 @@ def parse_junit(xml: bytes) -> TestCounts | None:
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
     failures: list[str] = []
     cases: list[tuple[str, str]] = []
+    figures: list[str] = []
     for case in root.iter("testcase"):
         outcome, detail = _case_outcome(case)
         counts[outcome] += 1
@@ -63,7 +66,28 @@ def parse_junit(xml: bytes) -> TestCounts | None:
             failures.append(_describe_failure(case, detail))
         if len(cases) < MAX_CASES:
             cases.append((case_id(case), outcome))
-    return TestCounts(failures=tuple(failures), cases=tuple(cases), **counts)
+        if len(figures) < MAX_FIGURE_LINES:
+            figures += _figure_lines(case)[: MAX_FIGURE_LINES - len(figures)]
+    return TestCounts(failures=tuple(failures), cases=tuple(cases),
+                      figure_lines=tuple(figures), **counts)
+
+
+def _figure_lines(case: Element) -> list[str]:
+    """The ``FIGURE ...`` lines one case printed (its captured output in the report) or
+    recorded as a ``figure`` property. Printable and bounded; what they say is checked by
+    whoever reads them."""
+    texts = [part.text or "" for part in (case.find("system-out"), case.find("system-err"))
+             if part is not None]
+    texts += ["FIGURE " + (prop.get("value") or "") for prop in case.iter("property")
+              if prop.get("name") == "figure"]
+    lines = []
+    for text in texts:
+        for raw in text.splitlines():
+            line = raw.strip()
+            if (line.startswith("FIGURE ") and len(line) <= FIGURE_LINE_LIMIT
+                    and not _UNPRINTABLE.search(line)):
+                lines.append(line)
+    return lines
 
 
 def _case_outcome(case: Element) -> tuple[str, Element | None]:

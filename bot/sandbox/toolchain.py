@@ -68,7 +68,10 @@ def _sh(script: str) -> Command:
     return ("sh", "-c", script)
 
 
-PYTEST: Command = _sh('exec python3 -m pytest -q -p no:cacheprovider --junitxml="$FORGEBOT_JUNIT"')
+# junit_logging=system-out: a passing test's printed lines reach the report too (pytest hides
+# them in the terminal), so a spec's constraint figure printed by a passing test is read.
+PYTEST: Command = _sh('exec python3 -m pytest -q -p no:cacheprovider -o junit_logging=system-out'
+                      ' --junitxml="$FORGEBOT_JUNIT"')
 GO_TEST: Command = ("forgebot-junit", "--format", "go-json", "--name", "go test", "--",
                     "go", "test", "-json", "./...")
 GO_SETUP: Command = ("go", "mod", "download")

@@ -4,6 +4,7 @@ spec's new status; `forgebot spec status` then names that pull request per crite
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 SHOUT = FIXTURES / "transcripts" / "spec_shout.yaml"
 GREETING = (REPO / "examples" / "hello-service" / "specs" / "greeting.md").read_text()
+BULK = "VERIFY: `shout` of 10,000 names takes under 2,000 ms. {#shout-bulk}\n"
 CRITERION = ('VERIFY: `shout("Ada")` returns `"HELLO, ADA!"`: the greeting in capitals. '
              "{#shout}\n")
 
@@ -60,3 +62,22 @@ def test_an_edited_spec_becomes_a_pull_request_with_the_traceability_table(
     assert f"#{pull['number']}" in shout_line
     assert f"#{pull['number']}" not in next(
         line for line in out.splitlines() if "greeting#greet-name" in line)
+
+
+def test_a_constraint_figure_printed_by_a_passing_test_reaches_the_pull_request(
+        live_factory: object, tmp_path: Path) -> None:
+    """pytest shows nothing of a passing test's output; the figure it prints travels in the
+    JUnit report (``junit_logging=system-out``) to the pull request's constraints list."""
+    live: Live = live_factory(FIXTURES / "transcripts" / "spec_shout_bulk.yaml")  # type: ignore[operator]
+    push_spec(live, tmp_path, GREETING + "\n" + BULK)
+    live.run_until_idle()
+
+    [job] = live.service.store.list_jobs()
+    assert (job.state, job.outcome) == ("done", "submitted")
+    [pull] = live.pulls()
+    _, body, _ = admin.show_pull(live.settings.local_root, REPO_NAME, int(pull["number"]))
+    assert ("| `greeting#shout-bulk` (new or changed) | `tests/test_shout_bulk.py::"
+            "test_shout_of_ten_thousand_names_is_fast` | yes | yes |") in body
+    measured = re.search(r"- `greeting#shout-bulk`: under 2,000 ms; measured: ([\d.]+) ms", body)
+    assert measured is not None, body
+    assert 0 < float(measured.group(1)) < 2000
