@@ -21,7 +21,8 @@ from bot.errors import ConfigError
 from bot.events import Event
 from bot.forges.github import webhook
 from bot.forges.github.app import Clock, GitHubApp, load_private_key
-from bot.forges.github.client import GitHubClient, RepoTokenAuth, TokenSource
+from bot.forges.github.auth import RepoTokenAuth, TokenSource
+from bot.forges.github.client import GitHubClient
 from bot.forges.http import install
 
 

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from bot.errors import ForgeError
+from bot.forges.github.auth import BearerAuth
 from bot.forges.http import check
 
 JWT_BACKDATE_S = 60
@@ -87,20 +88,6 @@ class InstallationToken:
     def usable(self, now: float, margin_s: float) -> bool:
         """True while more than ``margin_s`` of the token's life is left."""
         return self.expires_at - now > margin_s
-
-
-class BearerAuth(requests.auth.AuthBase):
-    """``Authorization: Bearer <token>`` for one request."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        return request
-
-    def __repr__(self) -> str:
-        return "BearerAuth(***)"
 
 
 class GitHubApp:

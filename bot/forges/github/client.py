@@ -5,10 +5,10 @@ statuses, compare); the same session serves the few it lacks (open a *draft* pul
 reactions, a collaborator's permission). Every github3 or HTTP failure leaves here as
 ``ForgeError``, built by :func:`bot.forges.http.check` so the message never carries a token.
 
-Authentication is per request: :class:`RepoTokenAuth` reads the repository from the URL
-and asks a token source for its token (a personal token, or the installation token of a
-GitHub App, refreshed when it nears expiry). So github3's objects never hold a token that
-can go stale, and one session serves every installation.
+Authentication is per request (:mod:`bot.forges.github.auth`): ``RepoTokenAuth`` reads the
+repository from the URL and asks a token source for its token (a personal token, or the
+installation token of a GitHub App, refreshed when it nears expiry). So github3's objects
+never hold a token that can go stale, and one session serves every installation.
 
 Idempotency on top of the session's own retries: the session does not resend a POST or
 PATCH that may have reached GitHub (a 5xx, a timeout). Such an *uncertain write* is retried
@@ -54,15 +54,14 @@ from bot.forges.base import (
     rewrite_url,
 )
 from bot.forges.checks import (
-    GITHUB_CONCLUSIONS,
     STATUS_STATES,
     clip,
-    joined,
     state_of,
-    tail,
     text_of,
     without_own,
 )
+from bot.forges.github import convert
+from bot.forges.github.auth import BearerAuth, TokenSource
 from bot.forges.http import check
 
 log = logging.getLogger(__name__)
@@ -79,11 +78,7 @@ _COMPARE_FILES_MAX = 300  # the compare API lists at most this many files
 _MAX_PAGES = 50  # of 100 items: lists longer than this are not read whole
 _HANDLES_MAX = 256
 _REPO_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-_REPO_IN_PATH = re.compile(r"/repos/([^/]+)/([^/]+)(?:/|$)")
 _SHA_RE = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")  # SHA-1 or SHA-256
-
-TokenSource = Callable[[str], str]
-"""``owner/name`` → the token to send for that repository."""
 
 T = TypeVar("T")
 
@@ -109,54 +104,6 @@ def web_url(api_url: str) -> str:
     elif host.startswith("api."):
         host = host[len("api.") :]
     return f"{parts.scheme}://{host}{path}"
-
-
-class RepoTokenAuth(requests.auth.AuthBase):
-    """Sends the token of the repository a request is about (``/repos/{owner}/{name}/...``).
-
-    ``on_unauthorized(repo)`` runs when GitHub answers 401, so a revoked or clock-skewed
-    token is dropped and the next request fetches a new one.
-    """
-
-    def __init__(
-        self, tokens: TokenSource, on_unauthorized: Callable[[str], None] | None = None
-    ) -> None:
-        self._tokens = tokens
-        self._on_unauthorized = on_unauthorized
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        match = _REPO_IN_PATH.search(urlsplit(request.url or "").path)
-        if match is None:
-            raise ForgeError(f"no repository in the GitHub API path of {request.method} request")
-        repo = f"{match.group(1)}/{match.group(2)}"
-        request.headers["Authorization"] = f"Bearer {self._tokens(repo)}"
-        if self._on_unauthorized is not None:
-            request.hooks.setdefault("response", []).append(self._unauthorized_hook(repo))
-        return request
-
-    def _unauthorized_hook(self, repo: str) -> Callable[..., None]:
-        def hook(response: requests.Response, *args: object, **kwargs: object) -> None:
-            if response.status_code == 401 and self._on_unauthorized is not None:
-                self._on_unauthorized(repo)
-
-        return hook
-
-    def __repr__(self) -> str:
-        return "RepoTokenAuth(***)"
-
-
-class _Bearer(requests.auth.AuthBase):
-    """One token for one request (GraphQL, whose path names no repository)."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        return request
-
-    def __repr__(self) -> str:
-        return "_Bearer(***)"
 
 
 class _Handles:
@@ -281,14 +228,7 @@ class GitHubClient:
         if issue is None:
             raise ForgeError(f"{repo} has no issue #{number}")
         self._issues.put((repo.lower(), number), issue)
-        data = issue.as_dict()
-        return Issue(
-            number=_int(data, "number"),
-            title=_str(data, "title"),
-            body=_str(data, "body", optional=True),
-            labels=tuple(_str(label, "name") for label in data.get("labels") or []),
-            author=_str(data.get("user") or {}, "login"),
-        )
+        return convert.issue(issue.as_dict())
 
     def comment(self, repo: str, number: int, body: str, *, pull: bool = False) -> None:
         """``POST /repos/{o}/{r}/issues/{n}/comments`` (issues and pull requests share one
@@ -411,7 +351,7 @@ class GitHubClient:
         repository = self._repository(repo)
         with translated(f"look up the pull request from {head} on {repo}"):
             for found in repository.pull_requests(state="open", head=f"{owner}:{head}"):
-                pull = _pull_of(found)
+                pull = convert.pull_of(found)
                 if pull.head == head:
                     return pull
         return None
@@ -457,7 +397,7 @@ class GitHubClient:
         data = check(response, what).json()
         if not isinstance(data, dict):
             raise ForgeError(f"{what}: GitHub answered without a pull request")
-        return _pull(data)
+        return convert.pull(data)
 
     def update_pull(self, repo: str, number: int, *, body: str, draft: bool) -> PullRequest:
         """``GET`` then ``PATCH /repos/{o}/{r}/pulls/{n}`` with the new body.
@@ -473,7 +413,7 @@ class GitHubClient:
             raise ForgeError(f"{repo} has no pull request #{number}")
 
         self._retrying(what, lambda: self._write(what, lambda: pull.update(body=body)))
-        result = _pull_of(pull)
+        result = convert.pull_of(pull)
         if result.draft == draft:
             return result
         node = pull.as_dict().get("node_id")
@@ -501,7 +441,7 @@ class GitHubClient:
         token = self._tokens(repo)
         answer = check(self._session.post(_graphql_url(self._api),
                                           json={"query": query, "variables": {"id": node_id}},
-                                          auth=_Bearer(token)), what)
+                                          auth=BearerAuth(token)), what)
         data = answer.json() if answer.content else {}
         errors = data.get("errors") if isinstance(data, dict) else None
         if errors or not isinstance(data, dict) or not data.get("data"):
@@ -582,7 +522,7 @@ class GitHubClient:
                          what).json()
         if not isinstance(runs, dict) or not isinstance(combined, dict):
             raise ForgeError(f"{what}: GitHub answered without a check list")
-        results = [_check_run(item) for item in runs.get("check_runs") or []
+        results = [convert.check_run(item) for item in runs.get("check_runs") or []
                    if isinstance(item, dict)]
         results += [CheckResult(name=text_of(item.get("context")),
                                 state=state_of(STATUS_STATES, item.get("state")),
@@ -598,7 +538,7 @@ class GitHubClient:
         owner, name = split_repo(repo)
         what = f"read repository {repo}"
         data = check(self._session.get(f"{self._api}/repos/{owner}/{name}"), what).json()
-        return _str(data if isinstance(data, dict) else {}, "default_branch")
+        return convert.text(data if isinstance(data, dict) else {}, "default_branch")
 
     def open_issues_with_label(self, repo: str, label: str) -> list[Issue]:
         """``GET /repos/{o}/{r}/issues?state=open&labels={label}``, every page; the pull
@@ -607,7 +547,7 @@ class GitHubClient:
         items = self._pages(f"{self._api}/repos/{owner}/{name}/issues",
                             {"state": "open", "labels": label},
                             f"list open issues labelled {label!r} on {repo}")
-        return [_issue(item) for item in items if "pull_request" not in item]
+        return [convert.issue(item) for item in items if "pull_request" not in item]
 
     def label_actor(self, repo: str, number: int, label: str) -> str | None:
         """The ``actor`` of the last ``labeled`` event for ``label`` in
@@ -631,8 +571,10 @@ class GitHubClient:
         stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         items = self._pages(f"{self._api}/repos/{owner}/{name}/issues/{number}/comments",
                             {"since": stamp}, f"read the comments of #{number} of {repo}")
-        found = [ForgeComment(_int(item, "id"), _str(item.get("user") or {}, "login"),
-                              _str(item, "body", optional=True), _time(item, "created_at"))
+        found = [ForgeComment(convert.number(item, "id"),
+                              convert.text(item.get("user") or {}, "login"),
+                              convert.text(item, "body", optional=True),
+                              convert.time_of(item, "created_at"))
                  for item in items]
         return sorted((c for c in found if c.created > since), key=lambda c: c.created)
 
@@ -647,9 +589,10 @@ class GitHubClient:
         merged = data.get("merged") is True or bool(data.get("merged_at"))
         state = "merged" if merged else ("open" if data.get("state") == "open" else "closed")
         by = (data.get("merged_by") or {}).get("login") if merged else None
-        return PullState(number=_int(data, "number"), state=state,
-                         head=_str(data.get("head") or {}, "ref"),
-                         by=by if isinstance(by, str) else "", url=_str(data, "html_url"))
+        return PullState(number=convert.number(data, "number"), state=state,
+                         head=convert.text(data.get("head") or {}, "ref"),
+                         by=by if isinstance(by, str) else "",
+                         url=convert.text(data, "html_url"))
 
     def create_issue(self, repo: str, title: str, body: str) -> int:
         """``POST /repos/{o}/{r}/issues``. Not retried after an uncertain answer: a second
@@ -658,7 +601,7 @@ class GitHubClient:
         what = f"open an issue on {repo}"
         data = check(self._session.post(f"{self._api}/repos/{owner}/{name}/issues",
                                         json={"title": title, "body": body}), what).json()
-        return _int(data if isinstance(data, dict) else {}, "number")
+        return convert.number(data if isinstance(data, dict) else {}, "number")
 
     def comment_commit(self, repo: str, sha: str, body: str) -> None:
         """``POST /repos/{o}/{r}/commits/{sha}/comments``, once: the commit's comments are
@@ -765,80 +708,3 @@ class GitHubClient:
         # The session already waited out Retry-After and rate limits; this only spaces out
         # the retries of answers it returned at once (a 5xx to a POST, a timeout).
         self._sleep(min(30.0, 0.5 * 2.0 ** (attempt - 1)))
-
-
-# ------------------------------------------------------------------ conversions
-
-
-def _str(data: Mapping[str, Any], key: str, *, optional: bool = False) -> str:
-    value = data.get(key)
-    if value is None and optional:
-        return ""
-    if not isinstance(value, str):
-        raise ForgeError(f"GitHub answered without a text field {key!r}")
-    return value
-
-
-def _int(data: Mapping[str, Any], key: str) -> int:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ForgeError(f"GitHub answered without a number field {key!r}")
-    return value
-
-
-def _issue(data: Mapping[str, Any]) -> Issue:
-    return Issue(
-        number=_int(data, "number"),
-        title=_str(data, "title"),
-        body=_str(data, "body", optional=True),
-        labels=tuple(_str(label, "name") for label in data.get("labels") or []),
-        author=_str(data.get("user") or {}, "login"),
-    )
-
-
-def _time(data: Mapping[str, Any], key: str) -> datetime:
-    """An ISO 8601 field (``2024-01-02T03:04:05Z``) as an aware UTC time."""
-    try:
-        return datetime.fromisoformat(_str(data, key).replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError as exc:
-        raise ForgeError(f"GitHub answered a bad time in {key!r}") from exc
-
-
-def _pull(data: Mapping[str, Any]) -> PullRequest:
-    return PullRequest(
-        number=_int(data, "number"),
-        head=_str(data.get("head") or {}, "ref"),
-        base=_str(data.get("base") or {}, "ref"),
-        title=_str(data, "title"),
-        body=_str(data, "body", optional=True),
-        draft=data.get("draft") is True,
-        url=_str(data, "html_url"),
-    )
-
-
-def _check_run(item: Mapping[str, Any]) -> CheckResult:
-    """A check run of ``GET .../check-runs``: pending until its status is ``completed``."""
-    found = item.get("output")
-    output: Mapping[str, Any] = found if isinstance(found, dict) else {}
-    done = item.get("status") == "completed"
-    return CheckResult(
-        name=text_of(item.get("name")),
-        state=state_of(GITHUB_CONCLUSIONS, item.get("conclusion")) if done else "pending",
-        summary=joined(text_of(output.get("title")), text_of(output.get("summary"))),
-        log=tail(text_of(output.get("text"))),
-        url=text_of(item.get("html_url")) or text_of(item.get("details_url")),
-    )
-
-
-def _pull_of(pull: Any) -> PullRequest:
-    """From a github3 pull request's attributes, which ``update()`` refreshes (its
-    ``as_dict()`` keeps the first answer)."""
-    return _pull({
-        "number": pull.number,
-        "head": {"ref": pull.head.ref},
-        "base": {"ref": pull.base.ref},
-        "title": pull.title,
-        "body": pull.body,
-        "draft": getattr(pull, "draft", False),  # a ShortPullRequest finds it in its JSON
-        "html_url": pull.html_url,
-    })
