@@ -179,7 +179,7 @@ class Planner:
 
     def _labeled(self, forge: Forge, event: IssueLabeled, delivery_row: int | None) -> PlanResult:
         if event.label not in self.policy.trigger.labels:
-            return PlanResult("ignored", f"label '{event.label}' is not a trigger label")
+            return self._other_label(forge, event)
         repo = event.repo
         key = trigger_key(repo.forge, repo.full_name, event.number)
         existing = self.store.job_for_trigger(key)
@@ -369,6 +369,9 @@ class Planner:
 
     def _unlabeled(self, forge: Forge, event: IssueUnlabeled) -> PlanResult:
         triggers = self.policy.trigger.labels
+        if event.label in self._priority_labels() and event.label not in triggers:
+            return self._reprioritize(forge, event.repo, event.number, event.labels,
+                                      event.sender)
         if event.label and event.label not in triggers:
             return PlanResult("ignored", f"label '{event.label}' is not a trigger label")
         if any(label in triggers for label in event.labels):
@@ -381,6 +384,31 @@ class Planner:
             return PlanResult("ignored", "no job for this issue")
         return self._stop(forge, job, event.sender,
                           f"@{event.sender} removed the trigger label")
+
+    def _other_label(self, forge: Forge, event: IssueLabeled) -> PlanResult:
+        if event.label in self._priority_labels():
+            return self._reprioritize(forge, event.repo, event.number, event.labels,
+                                      event.sender)
+        return PlanResult("ignored", f"label '{event.label}' is not a trigger label")
+
+    def _priority_labels(self) -> tuple[str, str]:
+        return (self.policy.queue.urgent_label, self.policy.queue.background_label)
+
+    def _reprioritize(self, forge: Forge, repo: Repo, number: int, labels: tuple[str, ...],
+                      sender: str) -> PlanResult:
+        """A priority label added to or removed from an issue that has a job: the job's
+        priority follows the labels the issue has now. Quietly ignored from someone who could
+        not have started the job (no reply: a label is not a request)."""
+        job = self.store.job_for_trigger(trigger_key(repo.forge, repo.full_name, number))
+        if job is None:
+            return PlanResult("ignored", "a priority label on an issue with no job")
+        minimum = self.policy.trigger.min_permission
+        if not permission_allows(forge.permission(repo.full_name, sender), minimum):
+            return PlanResult("ignored", f"{sender} lacks {minimum} permission")
+        priority = priority_of(labels, self.policy)
+        if not self.store.set_priority(job.id, priority, by=sender):
+            return PlanResult("ignored", f"job {job.id} has priority {priority} already", job.id)
+        return PlanResult("lifecycle", f"job {job.id}: priority {priority}", job.id)
 
     def _issue_closed(self, forge: Forge, event: IssueClosed) -> PlanResult:
         if self._is_bot(event.sender):

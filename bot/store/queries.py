@@ -559,6 +559,19 @@ class Store:
             s.add(JobEvent(job_id=job_id, kind="job.cancelled", data={"by": by}))
             return True
 
+    def set_priority(self, job_id: int, priority: int, *, by: str) -> bool:
+        """Change a job's priority (a priority label added or removed after it was made); it
+        orders the claim whenever the job is queued, now or after a later ``/retry``. False
+        when the job has that priority already."""
+        with self._tx() as s:
+            moved = _changed(s, update(Job).where(Job.id == job_id, Job.priority != priority)
+                             .values(priority=priority))
+            if moved != 1:
+                return False
+            s.add(JobEvent(job_id=job_id, kind="job.priority",
+                           data={"by": by, "priority": priority}))
+            return True
+
     def last_request(self, job_id: int) -> dict[str, Any]:
         """What the latest ``/retry`` or ``/revise`` asked for ({} for the first attempt)."""
         with self._tx() as s:

@@ -348,3 +348,33 @@ def test_closing_the_issue_cancels_its_job_but_not_when_the_bot_closed_it(store,
     deliver(store, admin.close_issue(forge.root, REPO_NAME, 1, "ada"))
     p.plan_pending()
     assert store.get_job(job.id).state == "cancelled"
+
+
+def test_a_priority_label_added_later_reorders_the_queue_and_removing_it_restores_it(
+        store, forge):
+    admin.create_issue(forge.root, REPO_NAME, "Add shout", "", labels=[], author="ada")
+    p = planner(store, forge)
+    for number in (1, 2):
+        deliver(store, admin.add_label(forge.root, REPO_NAME, number, "forgebot", "ada"))
+    p.plan_pending()
+    first, second = sorted(store.list_jobs(), key=lambda j: j.id)
+    assert [j.id for j in store.queued()] == [first.id, second.id]
+
+    urgent = admin.add_label(forge.root, REPO_NAME, 2, "forgebot:urgent", "ada")
+    deliver(store, urgent)
+    deliver(store, urgent)  # a redelivery changes nothing more
+    deliver(store, admin.add_label(forge.root, REPO_NAME, 1, "forgebot:urgent", "mallory"))
+    p.plan_pending()
+    assert [j.id for j in store.queued()] == [second.id, first.id]
+    assert (store.get_job(first.id).priority, store.get_job(second.id).priority) == (0, 1)
+    assert [e["data"] for e in store.events(second.id) if e["kind"] == "job.priority"] == [
+        {"by": "ada", "priority": 1}]
+    assert not [c for c in comments(forge) if "@mallory" in c]  # a label is not a request
+
+    # The labels as they are now decide: mallory's urgent label goes, background comes.
+    deliver(store, admin.remove_label(forge.root, REPO_NAME, 1, "forgebot:urgent", "ada"))
+    deliver(store, admin.remove_label(forge.root, REPO_NAME, 2, "forgebot:urgent", "ada"))
+    deliver(store, admin.add_label(forge.root, REPO_NAME, 1, "forgebot:background", "ada"))
+    p.plan_pending()
+    assert [j.id for j in store.queued()] == [second.id, first.id]
+    assert (store.get_job(first.id).priority, store.get_job(second.id).priority) == (-1, 0)
