@@ -39,6 +39,7 @@ from bot.events import ChecksCompleted, Repo
 from bot.forges.base import CheckResult, Forge
 from bot.forges.checks import OWN_CONTEXT
 from bot.pipeline.report import MARKER
+from bot.policy.load import ci_for_pull
 from bot.policy.model import CI
 from bot.secret_scan import redact
 from bot.store import JobView, Store
@@ -221,7 +222,8 @@ class Followed:
 
 def follow(store: Store, forge: Forge, ci: CI, event: ChecksCompleted, job: JobView, *,
            taken_over: bool) -> Followed:
-    """Decide on ``event``'s commit of ``job``'s pull request and act. Raises ForgeError
+    """Decide on ``event``'s commit of ``job``'s pull request and act, under the bot-wide
+    ``ci`` tightened by the section the pull request was published under. Raises ForgeError
     when the forge cannot be asked."""
     if event.name == OWN_CONTEXT:
         return Followed("ignored", "the bot's own status")
@@ -230,6 +232,8 @@ def follow(store: Store, forge: Forge, ci: CI, event: ChecksCompleted, job: JobV
         return Followed("ignored", f"{event.sha[:12]} is not the head the bot published")
     checks = forge.commit_checks(job.repo, event.sha)
     events = store.events(job.id)
+    # The repository's own ci section, as the job published under it, within the bot-wide.
+    ci = ci_for_pull(ci, published.get("ci"))
     decision = decide(ci, sha=event.sha, checks=checks, history=History.of(events),
                       job_state=job.state, taken_over=taken_over,
                       waiting_for_ci=bool(published.get("waiting_for_ci")))

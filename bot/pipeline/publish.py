@@ -86,7 +86,7 @@ def publish(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult,
     prepared.forge.set_status(job.repo, sha, "failure" if draft else "success",
                               f"forgebot job {job.id}: {report.outcome.value}")
     rec.event("pull.published", number=pull.number, sha=sha, draft=draft, url=pull.url,
-              waiting_for_ci=waiting)
+              waiting_for_ci=waiting, ci=prepared.policy.ci.model_dump())
     return replace(report, pull_url=pull.url)
 
 

@@ -216,6 +216,19 @@ def _merge_ci(base: CI, wanted: CI, ignored: list[Ignored]) -> CI:
               ready_when_green=base.ready_when_green or wanted.ready_when_green)
 
 
+def ci_for_pull(base: CI, recorded: object) -> CI:
+    """The ``ci`` section a bot pull request follows: the one its job published under (the
+    repository's merged with the bot-wide, recorded with the pull request), never looser than
+    the bot-wide ``base`` now. ``base`` when nothing usable was recorded."""
+    if not isinstance(recorded, dict):
+        return base
+    try:
+        wanted = CI.model_validate(recorded)
+    except ValidationError:
+        return base
+    return _merge_ci(base, wanted, [])
+
+
 def _merge_specs(base: Specs, wanted: Specs, ignored: list[Ignored]) -> Specs:
     if wanted.enabled and not base.enabled:
         ignored.append(Ignored("specs.enabled", "the bot-wide policy turns specs off"))

@@ -229,7 +229,8 @@ class World:
     def planner(self, **ci: Any) -> Planner:
         return Planner(self.store, {self.name: self.forge}, Policy(ci=CI(**ci)), "forgebot")
 
-    def published(self, sha: str, *, waiting: bool = False) -> None:
+    def published(self, sha: str, *, waiting: bool = False,
+                  ci: dict[str, Any] | None = None) -> None:
         """The job as publish leaves it: its pull request open, its commit ``sha`` pushed,
         the attempt finished."""
         if self.job is None:
@@ -247,7 +248,8 @@ class World:
         assert claim is not None and claim.job.id == self.job.id
         self.store.add_event(self.job.id, "pull.published",
                              {"number": self.pull, "sha": sha, "draft": False,
-                              "waiting_for_ci": waiting})
+                              "waiting_for_ci": waiting,
+                              **({"ci": ci} if ci is not None else {})})
         assert self.store.finish(claim, "test", "submitted", failed=False)
 
     def ci(self, sha: str, *checks: Check, state: str) -> None:
@@ -339,6 +341,25 @@ def test_fix_starts_a_repair_and_the_same_failure_twice_stops_the_loop(world: Wo
     world.published(SHA3)
     world.ci(SHA3, LINT, state="failure")
     assert world.state() == "queued" and "repair 1 of 2" in world.comments()[-1]
+
+
+@pytest.mark.parametrize("world", FORGES, indirect=True)
+def test_the_repositorys_own_ci_section_recorded_at_publish_is_followed(world: World) -> None:
+    # Bot-wide: fix. The repository's .forgebot.yml asked for a comment only; publish
+    # recorded the merged section with the pull request.
+    plan(world, repair="fix", max_repairs=2)
+    world.published(SHA1, ci={"repair": "comment", "max_repairs": 2, "ready_when_green": False})
+    world.ci(SHA1, FAILING, state="failure")
+    assert world.state() == "done"  # diagnosed, not repaired
+    [said] = world.comments()
+    assert "The forge's CI failed" in said and "repair attempt" not in said
+    # A record looser than the bot-wide policy now (or unreadable) cannot loosen it.
+    plan(world, repair="comment")
+    assert world.job is not None
+    assert world.store.requeue(world.job.id, mode="retry", feedback="", by="ada")
+    world.published(SHA2, ci={"repair": "fix", "max_repairs": 9})
+    world.ci(SHA2, LINT, state="failure")
+    assert world.state() == "done" and "repair attempt" not in world.comments()[-1]
 
 
 @pytest.mark.parametrize("world", FORGES, indirect=True)

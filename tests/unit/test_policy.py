@@ -9,8 +9,8 @@ import pytest
 from bot.errors import PolicyError
 from bot.policy.changeset import ChangeSet, DiffError, FileStatus, Line, parse_diff
 from bot.policy.evaluate import Violation, evaluate, is_test_path, normalise_path
-from bot.policy.load import load_policy, merge_repo_policy
-from bot.policy.model import Policy, schema_json
+from bot.policy.load import ci_for_pull, load_policy, merge_repo_policy
+from bot.policy.model import CI, Policy, schema_json
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY = ROOT / "policies" / "default.yml"
@@ -588,3 +588,17 @@ def test_min_permission_can_only_be_raised_by_a_repository():
     lowered = merge_repo_policy(base, {"trigger": {"min_permission": "read"}})
     assert lowered.policy.trigger.min_permission == "write"
     assert [i.key for i in lowered.ignored] == ["trigger.min_permission"]
+
+
+@pytest.mark.parametrize(("recorded", "expected"), [
+    ({"repair": "comment", "max_repairs": 1}, ("comment", 1)),  # tighter: followed
+    ({"repair": "off"}, ("off", 2)),
+    ({"repair": "fix", "max_repairs": 9}, ("fix", 2)),  # looser than the bot-wide: capped
+    ({"repair": "explode"}, ("fix", 2)),  # unreadable record: the bot-wide section
+    ("fix", ("fix", 2)),
+    (None, ("fix", 2)),
+])
+def test_a_pull_requests_recorded_ci_section_never_loosens_the_bot_wide(
+        recorded: object, expected: tuple[str, int]) -> None:
+    ci = ci_for_pull(CI(repair="fix", max_repairs=2), recorded)
+    assert (ci.repair, ci.max_repairs) == expected
