@@ -157,12 +157,17 @@ class Planner:
     def _may(self, forge: Forge, repo: str, user: str, number: int, *,
              pull: bool = False) -> bool:
         """Whether ``user`` may start work; if not, reply politely (rate-limited)."""
-        minimum = self.policy.trigger.min_permission
-        if permission_allows(forge.permission(repo, user), minimum):
+        if self._allowed(forge, repo, user):
             return True
         if self.limiter.allow(user, f"{repo}#{number}", datetime.now(UTC)):
-            forge.comment(repo, number, _refusal(user, minimum), pull=pull)
+            forge.comment(repo, number, _refusal(user, self.policy.trigger.min_permission),
+                          pull=pull)
         return False
+
+    def _allowed(self, forge: Forge, repo: str, user: str) -> bool:
+        """Whether ``user`` has the permission that starts work (no reply either way)."""
+        return permission_allows(forge.permission(repo, user),
+                                 self.policy.trigger.min_permission)
 
     def _is_bot(self, user: str) -> bool:
         # A GitHub App acts as "<slug>[bot]"; either form of the configured name is the bot.
@@ -402,9 +407,9 @@ class Planner:
         job = self.store.job_for_trigger(trigger_key(repo.forge, repo.full_name, number))
         if job is None:
             return PlanResult("ignored", "a priority label on an issue with no job")
-        minimum = self.policy.trigger.min_permission
-        if not permission_allows(forge.permission(repo.full_name, sender), minimum):
-            return PlanResult("ignored", f"{sender} lacks {minimum} permission")
+        if not self._allowed(forge, repo.full_name, sender):
+            return PlanResult("ignored", f"{sender} lacks "
+                              f"{self.policy.trigger.min_permission} permission")
         priority = priority_of(labels, self.policy)
         if not self.store.set_priority(job.id, priority, by=sender):
             return PlanResult("ignored", f"job {job.id} has priority {priority} already", job.id)

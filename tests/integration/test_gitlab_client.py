@@ -111,7 +111,7 @@ def test_a_base_url_that_is_not_http_is_refused() -> None:
 def test_the_api_root_as_base_url_is_read_as_the_instance(api: responses.RequestsMock) -> None:
     forge = GitLabForge(GitLabSettings(token=TOKEN, base_url=f"{BASE}/api/v4/"), "forgebot",
                         session=make_session(host_key="gitlab:t", timeout_s=1, max_retries=0))
-    api.get(f"{PROJECT}/issues/3", json={"title": "t", "description": None, "labels": [],
+    api.get(f"{PROJECT}/issues/3", json={"iid": 3, "title": "t", "description": None, "labels": [],
                                          "author": {"username": "ada"}})
     assert forge.get_issue(REPO, 3).author == "ada"
 
@@ -136,7 +136,7 @@ def test_a_subgroup_project_path_is_url_encoded(
     forge: GitLabForge, api: responses.RequestsMock
 ) -> None:
     api.get(f"{API}/projects/acme%2Fplatform%2Fhello/issues/1",
-            json={"title": "t", "description": "d", "labels": [],
+            json={"iid": 1, "title": "t", "description": "d", "labels": [],
                   "author": {"username": "ada"}})
     assert forge.get_issue("acme/platform/hello", 1).body == "d"
 

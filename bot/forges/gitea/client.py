@@ -174,14 +174,8 @@ class GiteaClient:
     def get_issue(self, repo: str, number: int) -> Issue:
         """Issue (or pull request) ``number`` as it is now."""
         what = f"get issue {repo}#{number}"
-        issue = self._object(self._call("GET", self._url(repo, "issues", number), what), what)
-        return Issue(
-            number=issue.integer("number"),
-            title=issue.text("title"),
-            body=issue.text("body", default=""),
-            labels=issue.names("labels"),
-            author=issue.login("user"),
-        )
+        return _issue(self._object(self._call("GET", self._url(repo, "issues", number), what),
+                                   what))
 
     def comment(self, repo: str, number: int, body: str, *, pull: bool = False) -> None:
         """Comment on issue or pull request ``number`` (they share one numbering, so

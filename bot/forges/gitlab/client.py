@@ -165,15 +165,7 @@ class GitLabClient:
         """Issue ``number`` (its iid) as it is now."""
         with _api(f"read issue #{number} of {repo}"):
             data = self._project(repo).issues.get(number).attributes
-        where = f"issue #{number} of {repo}"
-        author = data.get("author")
-        return Issue(
-            number=number,
-            title=_text(data, "title", where),
-            body=data.get("description") or "",
-            labels=tuple(str(label) for label in data.get("labels") or []),
-            author=_text(author if isinstance(author, dict) else {}, "username", where),
-        )
+        return _issue(data, f"issue #{number} of {repo}")
 
     def close_issue(self, repo: str, number: int, comment: str | None = None) -> None:
         """A note (when ``comment`` is given), then ``PUT .../issues/:iid`` with
