@@ -58,7 +58,7 @@ LABEL org.opencontainers.image.title="forgebot" \
 # git: mirrors, worktrees, push. tini: PID 1 that reaps the children git leaves behind.
 # libgomp1 and libstdc++6: llama.cpp's runtime libraries.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates git libgomp1 libstdc++6 tini \
+    && apt-get install -y --no-install-recommends ca-certificates git libgomp1 libstdc++6 squid tini \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 forgebot \
     && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/forgebot \

@@ -232,6 +232,9 @@ class KubernetesSandboxSettings(_Strict):
     manage_network_policy: bool = True
 
 
+DEFAULT_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
 class SandboxSettings(_Strict):
     backend: Literal["docker", "kubernetes"] = "docker"
     kubernetes: KubernetesSandboxSettings = KubernetesSandboxSettings()
@@ -246,6 +249,14 @@ class SandboxSettings(_Strict):
     cpus: float = Field(default=1.0, gt=0)
     pids: int = Field(default=256, ge=16)
     workspace_mb: int = Field(default=256, ge=16)
+    # The CA certificates the setup phase trusts for HTTPS through the egress proxy: the host's
+    # own bundle by default, so a TLS-inspecting proxy the host trusts is trusted there too.
+    # Empty: the image's own. Certificates only (checked at start); never a private key.
+    ca_bundle: Path | None = DEFAULT_CA_BUNDLE
+    # Setup snapshots and package caches kept for later jobs of a repository: how long, and
+    # how many snapshots per repository (the oldest go first).
+    cache_max_age_days: int = Field(default=14, ge=0, le=365)
+    cache_snapshots_per_repo: int = Field(default=3, ge=0, le=100)
     # Allow-listed Docker options (a runtime, a seccomp profile, ...), never raw engine options.
     # bot.sandbox.options is a leaf module (pydantic only), so settings may hold its model.
     docker: DockerOptions = DockerOptions()

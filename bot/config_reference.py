@@ -83,6 +83,10 @@ DESCRIPTIONS: dict[str, str] = {
                                                 "sandbox's egress when a policy allows it.",
     "sandbox.memory_mb": "Memory limit of a sandbox.",
     "sandbox.cpus": "CPU limit of a sandbox.",
+    "sandbox.cache_max_age_days": "Kept setup snapshots and package caches older than this "
+    "are removed.",
+    "sandbox.cache_snapshots_per_repo": "Kept setup snapshots per repository; the oldest go "
+    "first.",
     "sandbox.pids": "Process limit of a sandbox.",
     "sandbox.workspace_mb": "Size of a sandbox's workspace.",
     "git.author_name": "Author and committer name of the bot's commits.",

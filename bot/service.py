@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from flask import Blueprint, Flask
 
-from bot.config import Settings
+from bot.config import DEFAULT_CA_BUNDLE, Settings
 from bot.errors import SandboxError
 from bot.forges import build_forges
 from bot.forges.base import Forge
@@ -20,6 +20,7 @@ from bot.pipeline.run import Runtime, run_job
 from bot.policy.load import load_policy
 from bot.sandbox.base import Sandbox
 from bot.sandbox.docker import OWNER_LABEL, DockerSandbox
+from bot.sandbox.options import load_ca_bundle
 from bot.scheduler import Dispatcher, owner_is_dead, status_updater
 from bot.store import Store, open_store
 from bot.store.notify import WorkListener
@@ -104,6 +105,12 @@ class Service:
                 removed += sandbox.reap_orphans(0, labels={OWNER_LABEL: owner})
         if removed:
             log.info("removed orphaned sandboxes", extra={"count": removed})
+        if isinstance(sandbox, DockerSandbox):
+            kept = self.runtime.settings.sandbox
+            trimmed = sandbox.reap_setup_cache(kept.cache_max_age_days * 86_400,
+                                               kept.cache_snapshots_per_repo)
+            if trimmed:
+                log.info("removed kept setup snapshots and caches", extra={"count": trimmed})
         return removed
 
     def stop(self) -> None:
@@ -131,7 +138,11 @@ def make_sandbox(settings: Settings) -> Sandbox:
             manage_network_policy=k.manage_network_policy)
         return kubernetes_sandbox_from_config(k.namespace, kubeconfig=k.kubeconfig,
                                               context=k.context, options=options)
-    return DockerSandbox(options=settings.sandbox.docker)
+    bundle = settings.sandbox.ca_bundle
+    # The default (the host's own bundle) is optional: a host without one uses the image's.
+    wanted = bundle is not None and (bundle != DEFAULT_CA_BUNDLE or bundle.exists())
+    ca = load_ca_bundle(bundle) if bundle is not None and wanted else None
+    return DockerSandbox(options=settings.sandbox.docker, ca_bundle=ca)
 
 
 def _dashboard(settings: Settings) -> Blueprint | None:

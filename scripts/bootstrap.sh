@@ -13,6 +13,8 @@ need_apt=()
 command -v git >/dev/null || need_apt+=(git)
 command -v dockerd >/dev/null || need_apt+=(docker.io)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+# squid: the egress proxy the setup phase reaches the package registries through.
+command -v squid >/dev/null || [ -x /usr/sbin/squid ] || need_apt+=(squid)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: apt-get install ${need_apt[*]}" >&2
     apt-get update -q >/dev/null

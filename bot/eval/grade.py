@@ -20,11 +20,12 @@ from bot import gitops
 from bot.config import Settings
 from bot.errors import SandboxError
 from bot.eval.tasks import Task
+from bot.pipeline.dependencies import egress_hosts, setup_cache
 from bot.pipeline.repo_setup import read_repo_setup
 from bot.policy.model import Policy
 from bot.sandbox.base import Limits, Result, Sandbox, SetupSnapshots, TestCounts
 from bot.sandbox.tarball import tar_directory
-from bot.sandbox.toolchain import Command, Toolchain
+from bot.sandbox.toolchain import Command, Toolchain, read_marker_files
 
 MAX_TAIL_CHARS = 2000
 
@@ -55,6 +56,9 @@ class TestRun:
             what += f", {self.counts.passed} passed, {self.counts.failed} failed"
             what += f", {self.counts.errors} errors" if self.counts.errors else ""
         return what
+
+
+GRADER_SCOPE = "forgebot-eval-grader"
 
 
 @dataclass(frozen=True)
@@ -88,19 +92,15 @@ class Grader:
 
     def _run_tests(self, toolchain: Toolchain, command: Command, tree: Path) -> TestRun:
         limits, labels = self._limits(), dict(self.labels)
-        image, snapshot = toolchain.image, None
+        image = toolchain.image
         if toolchain.setup:
-            image = snapshot = self._setup(toolchain, tree, limits, labels)
+            image = self._setup(toolchain, tree, limits, labels)
+        session = self.sandbox.start(image, limits, labels)
         try:
-            session = self.sandbox.start(image, limits, labels)
-            try:
-                session.put(tar_directory(tree))
-                return TestRun.of(session.run(list(command), limits.timeout_s))
-            finally:
-                session.close()
+            session.put(tar_directory(tree))
+            return TestRun.of(session.run(list(command), limits.timeout_s))
         finally:
-            if snapshot is not None and isinstance(self.sandbox, SetupSnapshots):
-                self.sandbox.remove_snapshot(snapshot)
+            session.close()
 
     def _setup(self, toolchain: Toolchain, tree: Path, limits: Limits,
                labels: dict[str, str]) -> str:
@@ -110,10 +110,17 @@ class Grader:
             raise SandboxError("this sandbox backend cannot run the setup phase the task's "
                                "repository needs; give the task a repository without "
                                "dependencies")
+        # The same kept snapshot the bot's own job used, when the manifests are the same.
+        setup_env = self.settings.sandbox.docker.setup_env
+        egress = egress_hosts(self.policy, toolchain.name, setup_env)
+        cache = setup_cache(GRADER_SCOPE, toolchain, read_marker_files(tree), egress, setup_env)
+        kept = self.sandbox.find_snapshot(toolchain.image, cache)
+        if kept is not None:
+            return kept.image
         timed = replace(limits, timeout_s=self.policy.limits.setup_timeout_s)
         result = self.sandbox.snapshot_setup(
             toolchain.image, tar_directory(tree), list(toolchain.setup), timed, labels,
-            network=self.policy.sandbox.setup_network)
+            egress=egress, cache=cache)
         if result.image is None:
             raise SandboxError(f"the setup command failed while grading: "
                                f"{TestRun.of(result.result).describe()}")

@@ -87,8 +87,8 @@ def run_task(settings: Settings, task: Task, folder: Path, options: EvalOptions)
     folder.mkdir(parents=True)
     try:
         task_settings = settings_for(settings, folder, task, options)
-        admin.init_repo(task_settings.local_root, repo_name(task), task.repo_dir,
-                        DEFAULT_BRANCH)
+        admin.init_repo(task_settings.local_root, repo_name(task),
+                        task.starting_tree(folder / "work"), DEFAULT_BRANCH)
         with _live(task_settings) as live:
             return _Attempt(task, live, base, folder, options.timeout_s).run()
     except ForgebotError as exc:

@@ -2,8 +2,10 @@
 
 A task folder holds::
 
-    task.yml        name, language, difficulty, issue (title, body), optional test command
+    task.yml        name, language, difficulty, issue (title, body), optional test command,
+                    optional source (url, sha256) and patch instead of repo/
     repo/           the starting files: the first commit of a fresh local-forge repository
+                    (or, with ``source``, a published archive unpacked and patched)
     hidden_tests/   files copied over the bot's result, only after the bot is done
     replay.yml      optional: a replay transcript with a correct solution (``--provider replay``)
 
@@ -22,6 +24,7 @@ from typing import Any
 import yaml
 
 from bot.errors import ForgebotError, PolicyError
+from bot.eval.sources import materialise
 from bot.sandbox.toolchain import Command, split_repo_config
 
 TASK_FILE = "task.yml"
@@ -32,13 +35,22 @@ HIDDEN_DIR = "hidden_tests"
 LANGUAGES: Mapping[str, str] = {"python": "python", "javascript": "node", "go": "go"}
 DIFFICULTIES = (1, 2, 3)
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-_KEYS = frozenset({"name", "language", "difficulty", "issue", "test"})
+_KEYS = frozenset({"name", "language", "difficulty", "issue", "test", "source", "patch"})
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _ISSUE_KEYS = frozenset({"title", "body"})
 MAX_TITLE_CHARS = 200
 
 
 class TaskError(ForgebotError):
     """A task folder or its ``task.yml`` is unusable; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A published source archive: where, and the SHA-256 it must have."""
+
+    url: str
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,8 @@ class Task:
     body: str
     test: Command | None
     folder: Path
+    source: Source | None = None  # a published archive instead of repo/
+    patch: Path | None = None  # applied to the unpacked archive: the task's bug
 
     @property
     def toolchain(self) -> str:
@@ -61,6 +75,13 @@ class Task:
     @property
     def repo_dir(self) -> Path:
         return self.folder / REPO_DIR
+
+    def starting_tree(self, scratch: Path) -> Path:
+        """The folder whose files are the repository's first commit: ``repo/``, or the
+        source archive unpacked and patched under ``scratch``. Raises ``SourceError``."""
+        if self.source is None:
+            return self.repo_dir
+        return materialise(self.source.url, self.source.sha256, self.patch, scratch / "source")
 
     @property
     def hidden_dir(self) -> Path:
@@ -104,8 +125,34 @@ def load_task(folder: Path) -> Task:
     difficulty = _difficulty(path, data)
     title, body = _issue(path, data.get("issue"))
     test = _test(path, data)
-    _check_layout(folder)
-    return Task(name, language, difficulty, title, body, test, folder.resolve())
+    source = _source(path, data.get("source"))
+    patch = _patch(path, folder, data.get("patch"))
+    _check_layout(folder, (HIDDEN_DIR,) if source else (REPO_DIR, HIDDEN_DIR))
+    return Task(name, language, difficulty, title, body, test, folder.resolve(), source, patch)
+
+
+def _source(path: Path, value: object) -> Source | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"url", "sha256"}:
+        raise TaskError(f"{path}: source: must be a mapping with url and sha256")
+    url, sha256 = value["url"], value["sha256"]
+    if not isinstance(url, str) or not url.startswith("https://") or len(url) > 2000:
+        raise TaskError(f"{path}: source.url: must be an https:// URL")
+    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+        raise TaskError(f"{path}: source.sha256: must be 64 lower-case hex digits")
+    return Source(url, sha256)
+
+
+def _patch(path: Path, folder: Path, value: object) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or "/" in value or value.startswith("."):
+        raise TaskError(f"{path}: patch: must name a file in the task's folder")
+    found = folder / value
+    if not found.is_file() or found.is_symlink():
+        raise TaskError(f"{path}: patch: {value} is not a file in the task's folder")
+    return found.resolve()
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
@@ -177,8 +224,8 @@ def _test(path: Path, data: Mapping[str, Any]) -> Command | None:
     return override.test
 
 
-def _check_layout(folder: Path) -> None:
-    for sub in (REPO_DIR, HIDDEN_DIR):
+def _check_layout(folder: Path, required: Sequence[str]) -> None:
+    for sub in required:
         where = folder / sub
         if not where.is_dir() or where.is_symlink():
             raise TaskError(f"{folder}: {sub}/: required folder is missing")

@@ -182,6 +182,8 @@ class Prepared:
     image: str = ""  # what sessions start from: the setup snapshot, or the runner image
     snapshot: str | None = None  # the setup snapshot to remove at the end
     feedback: str = ""  # from /retry or /revise, appended to the task
+    # How the repository was set up (toolchain, dependencies, egress), for the report.
+    setup_lines: list[str] = field(default_factory=list)
 
     @property
     def policy(self) -> Policy:

@@ -4,7 +4,6 @@ toolchain, and its dependencies installed once in a snapshot."""
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -20,9 +19,18 @@ from bot.pipeline.attempt import (
     sandbox_labels,
     sandbox_limits,
 )
+from bot.pipeline.dependencies import (
+    egress_hosts,
+    egress_line,
+    explain_failure,
+    installed_line,
+    reused_line,
+    setup_cache,
+)
 from bot.pipeline.outcomes import JobStopped, Outcome
 from bot.pipeline.repo_setup import read_repo_setup
-from bot.sandbox.base import Result, SetupSnapshots
+from bot.sandbox.base import SetupSnapshots
+from bot.sandbox.egress import refused_hosts
 from bot.sandbox.tarball import tar_directory
 from bot.store import JobView
 
@@ -101,35 +109,47 @@ _FEEDBACK_KIND = {"revise": "revision feedback", "approve": "feedback on the app
 
 
 def _set_up_repository(rt: Runtime, rec: Recorder, prepared: Prepared) -> None:
-    """Read the repository's policy and toolchain, and install its dependencies once."""
+    """Read the repository's policy and toolchain, and install its dependencies: from a kept
+    snapshot when one fits, else through the egress proxy (``bot.pipeline.dependencies``)."""
     setup = read_repo_setup(prepared.agent_dir, rt.policy, rt.settings.sandbox.images)
     prepared.setup, prepared.image = setup, setup.toolchain.image
-    rec.event("toolchain", name=setup.toolchain.name, image=setup.toolchain.image,
-              ignored=[str(i) for i in setup.ignored])
-    if not setup.toolchain.setup:
+    toolchain = setup.toolchain
+    rec.event("toolchain", name=toolchain.name, image=toolchain.image,
+              ignored=[str(i) for i in setup.ignored], reasons=list(toolchain.reasons))
+    prepared.setup_lines.append(f"setup: {toolchain.name}; " + "; ".join(toolchain.reasons))
+    if not toolchain.setup:
         return
     if not isinstance(rt.sandbox, SetupSnapshots):
         raise JobStopped(Outcome.SETUP_FAILED, "This sandbox backend cannot run a setup phase; "
                          "pre-install the dependencies in the runner image and set `setup: ''` "
                          "in `.forgebot.yml`.")
+    setup_env = rt.settings.sandbox.docker.setup_env
+    egress = egress_hosts(setup.policy, toolchain.name, setup_env)
+    cache = setup_cache(rec.lease.claim.job.repo, toolchain, setup.manifests, egress, setup_env)
+    kept = rt.sandbox.find_snapshot(toolchain.image, cache)
+    if kept is not None:
+        rec.event("setup.reused", snapshot=kept.image[:19], made=kept.created)
+        prepared.setup_lines.append(reused_line(kept.created))
+        prepared.image = kept.image
+        return
     limits = replace(sandbox_limits(rt, setup.policy),
                      timeout_s=setup.policy.limits.setup_timeout_s)
-    result = rt.sandbox.snapshot_setup(
-        setup.toolchain.image, tar_directory(prepared.agent_dir), list(setup.toolchain.setup),
-        limits, sandbox_labels(rec, "setup"), network=setup.policy.sandbox.setup_network)
-    rec.event("setup.ran", exit_code=result.result.exit_code, killed_by=result.result.killed_by)
-    if result.image is None:
-        raise JobStopped(Outcome.SETUP_FAILED, _setup_failure(result.result))
-    prepared.image = prepared.snapshot = result.image
+    outcome = rt.sandbox.snapshot_setup(
+        toolchain.image, tar_directory(prepared.agent_dir), list(toolchain.setup), limits,
+        sandbox_labels(rec, "setup"), egress=egress, cache=cache)
+    result = outcome.result
+    rec.event("setup.egress", hosts=list(egress or ()),
+              requests=[r.as_event() for r in outcome.egress[:MAX_EGRESS_EVENTS]],
+              total=len(outcome.egress), refused=refused_hosts(outcome.egress))
+    rec.event("setup.ran", exit_code=result.exit_code, killed_by=result.killed_by,
+              seconds=round(outcome.seconds, 1))
+    if outcome.image is None:
+        raise JobStopped(Outcome.SETUP_FAILED, explain_failure(outcome, egress))
+    prepared.setup_lines += [installed_line(outcome), egress_line(outcome.egress, egress)]
+    prepared.image = outcome.image  # kept for later jobs: not removed with this one
 
 
-def _setup_failure(result: Result) -> str:
-    # The output is the repository's own tool talking, shown to its maintainers; fenced with
-    # more backticks than it contains, so it cannot break out into Markdown.
-    tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
-    fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", tail)), default=0))
-    why = "timed out" if result.timed_out else f"exited with {result.exit_code}"
-    return f"The setup command {why}. Its last lines:\n\n{fence}text\n{tail}\n{fence}"
+MAX_EGRESS_EVENTS = 200
 
 
 def cleanup(rt: Runtime, prepared: Prepared) -> None:

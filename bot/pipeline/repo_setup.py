@@ -9,16 +9,19 @@ change can never rewrite the rules it is judged by.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bot.errors import PolicyError
+from bot import gitops
+from bot.errors import GitError, PolicyError
 from bot.pipeline.outcomes import JobStopped, Outcome
 from bot.policy.load import Ignored, merge_repo_policy
 from bot.policy.model import Policy
+from bot.sandbox.python_setup import pretend_version
 from bot.sandbox.toolchain import NoToolchain, Toolchain, detect_toolchain, read_marker_files
 from bot.sandbox.toolchain import split_repo_config as split
 
@@ -28,12 +31,13 @@ MAX_REPO_CONFIG_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class RepoSetup:
-    """The policy this job runs under, what of the repository's wishes was ignored, and its
-    toolchain."""
+    """The policy this job runs under, what of the repository's wishes was ignored, its
+    toolchain, and the manifest files its setup was chosen from (name -> text)."""
 
     policy: Policy
     ignored: tuple[Ignored, ...]
     toolchain: Toolchain
+    manifests: Mapping[str, str] = field(default_factory=dict)
 
 
 def read_repo_setup(worktree: Path, base: Policy, images: dict[str, str]) -> RepoSetup:
@@ -45,10 +49,20 @@ def read_repo_setup(worktree: Path, base: Policy, images: dict[str, str]) -> Rep
         merged = merge_repo_policy(base, rest, source=REPO_CONFIG)
     except PolicyError as exc:
         raise JobStopped(Outcome.CONFIG_ERROR, f"`{REPO_CONFIG}` was not used: {exc}") from exc
-    found = detect_toolchain(read_marker_files(worktree), override, images)
+    manifests = read_marker_files(worktree)
+    found = detect_toolchain(manifests, override, images, pretend_version(latest_tag(worktree)))
     if isinstance(found, NoToolchain):
         raise JobStopped(Outcome.NO_TOOLCHAIN, found.message)
-    return RepoSetup(merged.policy, tuple(merged.ignored), found)
+    return RepoSetup(merged.policy, tuple(merged.ignored), found, manifests)
+
+
+def latest_tag(worktree: Path) -> str | None:
+    """The newest tag reachable from the worktree's commit, or None: the version a build
+    backend that reads git (setuptools-scm, hatch-vcs) would give, read on the trusted side."""
+    try:
+        return gitops.run(["describe", "--tags", "--abbrev=0"], cwd=worktree).strip() or None
+    except GitError:
+        return None
 
 
 def _read_config(worktree: Path) -> dict[str, Any] | None:

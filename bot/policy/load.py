@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from bot.errors import PolicyError
+from bot.hostnames import REGISTRIES, REGISTRY_HOSTS, covers
 from bot.policy.glob import glob_match, literal_prefix
 from bot.policy.model import (
     CI,
@@ -335,7 +336,30 @@ def _merge_limits(base: Limits, wanted: Limits, ignored: list[Ignored]) -> Limit
 def _merge_sandbox(base: Sandbox, wanted: Sandbox, ignored: list[Ignored]) -> Sandbox:
     if wanted.setup_network and not base.setup_network:
         ignored.append(Ignored("sandbox.setup_network", "the bot-wide policy allows no network"))
-    return Sandbox(setup_network=base.setup_network and wanted.setup_network)
+    hosts: list[str] = []
+    for item in wanted.setup_egress:
+        if _egress_allowed(item, base.setup_egress):
+            hosts.append(item)
+        else:
+            ignored.append(Ignored(f"sandbox.setup_egress.{item}",
+                                   "the bot-wide allow-list does not include it"))
+    return Sandbox(setup_network=base.setup_network and wanted.setup_network,
+                   setup_egress=tuple(hosts))
+
+
+def _egress_allowed(item: str, base: tuple[str, ...]) -> bool:
+    """Whether the repository's allow-list item narrows the bot-wide list (never widens): it
+    is on that list, or every host it names is covered by an item of it."""
+    if item in base:
+        return True
+    if item == REGISTRIES:
+        return False
+    known = [h for h in base if h != REGISTRIES]
+    if REGISTRIES in base:
+        known += [host for hosts in REGISTRY_HOSTS.values() for host in hosts]
+    if item.startswith("."):  # a whole domain: only a bot-wide domain around it covers it
+        return any(d.startswith(".") and covers(d, item[1:]) for d in known)
+    return any(covers(allowed, item) for allowed in known)
 
 
 def _merge_checks(base: Checks, wanted: Checks, ignored: list[Ignored]) -> Checks:
@@ -346,7 +370,14 @@ def _merge_checks(base: Checks, wanted: Checks, ignored: list[Ignored]) -> Check
             ignored.append(Ignored(f"checks.{name}", "the bot-wide policy requires this check"))
         values[name] = have or want
     patterns = _merge_patterns(base.forbidden_patterns, wanted.forbidden_patterns, ignored)
-    return Checks(**values, forbidden_patterns=patterns)
+    strictness = ("allow", "draft", "block")
+    dependencies = base.new_dependencies
+    if strictness.index(wanted.new_dependencies) < strictness.index(dependencies):
+        ignored.append(Ignored("checks.new_dependencies",
+                               f"the bot-wide policy says {dependencies}"))
+    else:
+        dependencies = wanted.new_dependencies
+    return Checks(**values, forbidden_patterns=patterns, new_dependencies=dependencies)
 
 
 _SWITCHES = tuple(name for name, f in Checks.model_fields.items() if f.annotation is bool)

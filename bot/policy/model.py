@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 
+from bot.hostnames import REGISTRIES, check_host
 from bot.policy.glob import check_glob
 
 DEFAULT_DENY: tuple[str, ...] = (
@@ -253,6 +254,13 @@ class Checks(_Strict):
         description="Patterns no added line may match. A repository may add patterns, never "
         "remove or replace one.",
     )
+    new_dependencies: Literal["allow", "draft", "block"] = Field(
+        default="draft",
+        description="What a change that adds, removes or changes dependencies (in a manifest "
+        "or lockfile) gets: allow (published as usual, listed in the body), draft (a draft "
+        "pull request that names them), block (not published). A repository may only make "
+        "it stricter.",
+    )
 
 
 class Publish(_Strict):
@@ -334,13 +342,28 @@ class DashboardIssue(_Strict):
     title: StrictStr = Field(default="forgebot dashboard", max_length=200)
 
 
+def _egress_host(value: str) -> str:
+    return value if value == REGISTRIES else check_host(value)
+
+
+EgressHost = Annotated[StrictStr, Field(max_length=253), AfterValidator(_egress_host)]
+
+
 class Sandbox(_Strict):
     """What the sandbox may do beyond its fixed hardening."""
 
     setup_network: bool = Field(
-        default=False,
-        description="Whether the setup phase (installing dependencies) may use the network. "
-        "The agent and test phase never has network.",
+        default=True,
+        description="Whether the setup phase (installing dependencies) may reach the hosts "
+        "of setup_egress, through the egress proxy; it never has any other network. The "
+        "agent and test phases never have network.",
+    )
+    setup_egress: tuple[EgressHost, ...] = Field(
+        default=(REGISTRIES,), strict=False,
+        description="The hosts the setup phase may reach through the egress proxy: host "
+        "names (pypi.org), domains with their subdomains (.example.com), and 'registries' "
+        "for the public package registries of the detected toolchain. A repository may only "
+        "narrow it.",
     )
 
 

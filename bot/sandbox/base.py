@@ -8,9 +8,11 @@ closed types below.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
+
+from bot.sandbox.egress import EgressRecord
 
 # Why the sandbox killed a command: its wall-clock limit, the out-of-memory killer, or its
 # processes filling the pids limit (a fork bomb).
@@ -76,6 +78,26 @@ class SetupResult:
 
     image: str | None
     result: Result
+    egress: tuple[EgressRecord, ...] = ()  # what the setup asked the egress proxy for
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class SetupCache:
+    """Where a setup may be kept for later jobs: ``key`` hashes everything the setup depends
+    on (the manifests, the command, the egress allow-list); ``scope`` names the repository,
+    whose package cache (pip wheels, npm tarballs) survives between setups."""
+
+    key: str
+    scope: str
+
+
+@dataclass(frozen=True)
+class CachedSnapshot:
+    """A kept setup snapshot: the image to start sessions from, and when it was made."""
+
+    image: str
+    created: float
 
 
 class Session(Protocol):
@@ -120,11 +142,19 @@ class SetupSnapshots(Protocol):
         limits: Limits,
         labels: dict[str, str],
         *,
-        network: bool = False,
+        egress: Sequence[str] | None = None,
+        cache: SetupCache | None = None,
     ) -> SetupResult:
-        """Run ``setup_cmd`` in a session from ``image`` holding ``tree``, with network only
-        when ``network`` is true, and keep what it installed as a snapshot labelled with
-        ``labels``. The repository itself is not part of the snapshot."""
+        """Run ``setup_cmd`` in a session from ``image`` holding ``tree`` and keep what it
+        installed as a snapshot labelled with ``labels``. The repository itself is not part
+        of the snapshot. Without ``egress`` the setup has no network; with it, its only way
+        out is a proxy that lets through those hosts alone, and ``SetupResult.egress``
+        records each request. With ``cache`` the snapshot is kept for ``find_snapshot``
+        (not removed with the job) and the repository's package cache is used."""
+
+    def find_snapshot(self, image: str, cache: SetupCache) -> CachedSnapshot | None:
+        """A snapshot kept by an earlier ``snapshot_setup`` from ``image`` with the same
+        ``cache.key``, or None."""
 
     def remove_snapshot(self, image: str) -> None:
         """Remove a snapshot made by ``snapshot_setup``. Safe to call twice; never raises."""

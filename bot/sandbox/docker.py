@@ -43,14 +43,12 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import re
 import tarfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -59,7 +57,29 @@ import docker.errors
 import requests.exceptions
 
 from bot.errors import SandboxError
-from bot.sandbox.base import KilledBy, Limits, Result, SetupResult, TestCounts
+from bot.sandbox.base import (
+    CachedSnapshot,
+    KilledBy,
+    Limits,
+    Result,
+    SetupCache,
+    SetupResult,
+    TestCounts,
+)
+from bot.sandbox.docker_setup import (
+    CA_ENVIRONMENT,
+    CA_PATH,
+    CACHE_DIR,
+    CACHE_ENVIRONMENT,
+    cache_labels,
+    ensure_cache_volume,
+    ensure_egress_network,
+    find_cached_snapshot,
+    parse_timestamp,
+    proxy_environment,
+    reap_setup_cache,
+)
+from bot.sandbox.egress import SquidProxy
 from bot.sandbox.junit import JUNIT_LIMIT, junit_from_tar, parse_junit
 from bot.sandbox.options import DockerOptions
 from bot.sandbox.tarball import SANDBOX_GID, SANDBOX_UID, normalise_tree
@@ -202,10 +222,14 @@ class DockerSandbox:
     """
 
     def __init__(
-        self, client: docker.DockerClient | None = None, options: DockerOptions | None = None
+        self,
+        client: docker.DockerClient | None = None,
+        options: DockerOptions | None = None,
+        ca_bundle: bytes | None = None,
     ) -> None:
         self._docker = client
         self._options = options or DockerOptions()
+        self._ca_bundle = ca_bundle  # PEM certificates only (options.load_ca_bundle)
         self._seccomp = self._options.seccomp_json()  # read once, refused early
 
     def start(self, image: str, limits: Limits, labels: dict[str, str]) -> DockerSession:
@@ -214,7 +238,7 @@ class DockerSandbox:
         Raises ``SandboxError`` (not retryable for a missing image or bad limits, retryable
         when the engine fails). On failure nothing is left behind.
         """
-        return self._start(image, limits, labels, _Mode(setup=False, network=False))
+        return self._start(image, limits, labels, _Mode(setup=False, network=None))
 
     def snapshot_setup(
         self,
@@ -224,32 +248,89 @@ class DockerSandbox:
         limits: Limits,
         labels: dict[str, str],
         *,
-        network: bool = False,
+        egress: Sequence[str] | None = None,
+        cache: SetupCache | None = None,
     ) -> SetupResult:
         """Run ``setup_cmd`` in /sandbox/repo holding ``tree``, in a container from ``image``
-        with a writable root (every other hardening kept) and network only when ``network``,
-        and commit what it installed (under /deps) as an image labelled with ``labels`` and
-        ``forgebot.snapshot=1``. Start later sessions from ``SetupResult.image``; remove it
-        with ``remove_snapshot``.
+        with a writable root (every other hardening kept), and commit what it installed
+        (under /deps) as an image. Start later sessions from ``SetupResult.image``.
+
+        ``egress``: None means no network at all. A sequence of hosts puts the container on
+        the internal egress network, with a squid that allows those hosts only as its proxy
+        (and the operator's CA bundle to trust); ``SetupResult.egress`` lists its requests.
+        ``cache``: the snapshot is labelled with the cache key (and not with ``labels``, so
+        it outlives the job; ``reap_setup_cache`` bounds it), and the repository's package
+        cache volume is mounted at /cache. Without it the snapshot carries ``labels`` and
+        ``forgebot.snapshot=1``; remove it with ``remove_snapshot``.
 
         A setup command that fails, times out or is killed gives ``image=None`` and keeps
-        nothing. Raises ``SandboxError`` like ``start`` and ``run``; the setup container is
-        removed in every case.
+        nothing. Raises ``SandboxError`` like ``start`` and ``run``; the setup container and
+        the proxy are stopped in every case.
         """
-        mode = _Mode(setup=True, network=network)
+        started = time.monotonic()
+        environment = {**_SETUP_ENVIRONMENT, **self._options.setup_env}
+        proxy: SquidProxy | None = None
+        network: str | None = None
+        if egress is not None:
+            network, gateway = ensure_egress_network(self.client, self._options.egress_network)
+            proxy = SquidProxy(self._options.egress_proxy, gateway, list(egress))
+            environment = {**_SETUP_NETWORK_ENVIRONMENT, **environment,
+                           **proxy_environment(proxy.start())}
+            if self._ca_bundle is not None:
+                environment.update(CA_ENVIRONMENT)
+        volume = None
+        if cache is not None:
+            volume = ensure_cache_volume(self.client, cache.scope)
+            environment.update(CACHE_ENVIRONMENT)
+        try:
+            mode = _Mode(setup=True, network=network, cache_volume=volume)
+            outcome = self._run_setup(image, tree, setup_cmd, limits=limits, labels=labels,
+                                      mode=mode, environment=environment, cache=cache)
+        finally:
+            records = tuple(proxy.stop()) if proxy is not None else ()
+        return replace(outcome, egress=records, seconds=time.monotonic() - started)
+
+    def _run_setup(
+        self, image: str, tree: bytes, setup_cmd: list[str], *, limits: Limits,
+        labels: dict[str, str], mode: _Mode, environment: dict[str, str],
+        cache: SetupCache | None,
+    ) -> SetupResult:
         session = self._start(image, limits, {**labels, SETUP_LABEL: "1"}, mode)
         try:
+            if mode.network is not None and self._ca_bundle is not None:
+                session.put_file(CA_PATH, self._ca_bundle)
             session.put(tree)
-            session.lay_out_deps()
-            environment = {**_SETUP_ENVIRONMENT, **self._options.setup_env}
-            if network:
-                environment = {**_SETUP_NETWORK_ENVIRONMENT, **environment}
+            session.lay_out_deps(with_cache=mode.cache_volume is not None)
             result = session.run_with(setup_cmd, limits.timeout_s, environment)
             if result.exit_code != 0 or result.timed_out or result.killed_by is not None:
                 return SetupResult(None, result)
-            return SetupResult(session.commit({**labels, SNAPSHOT_LABEL: "1"}), result)
+            if cache is None:
+                return SetupResult(session.commit({**labels, SNAPSHOT_LABEL: "1"}), result)
+            # A commit keeps the container's labels; blank the job's, so the kept image (and
+            # the sessions of later jobs started from it) carries no one job's identity.
+            blank = dict.fromkeys([*labels, SESSION_LABEL, SETUP_LABEL], "")
+            kept = {**blank, **cache_labels(cache, self._image_id(image))}
+            return SetupResult(session.commit(kept), result)
         finally:
             session.close()
+
+    def find_snapshot(self, image: str, cache: SetupCache) -> CachedSnapshot | None:
+        """The newest snapshot kept for ``cache.key`` from this build of ``image``, or None
+        (also when the engine cannot say: the setup then simply runs)."""
+        try:
+            return find_cached_snapshot(self.client, cache, self._image_id(image))
+        except SandboxError as exc:
+            log.warning("could not look up a kept setup snapshot: %s", exc)
+            return None
+
+    def reap_setup_cache(self, max_age_s: float, keep_per_repo: int) -> int:
+        """Remove kept snapshots and package caches past their age or count (see
+        ``reap_setup_cache``)."""
+        return reap_setup_cache(self.client, max_age_s, keep_per_repo)
+
+    def _image_id(self, image: str) -> str:
+        with _translate(f"inspect {image}", image=image):
+            return cast(str, self.client.images.get(image).id)
 
     def remove_snapshot(self, image: str) -> None:
         """Remove a snapshot image (by id or name). Safe to call twice; never raises: a
@@ -325,7 +406,8 @@ class _Mode:
     (so ``docker commit`` keeps what it installs) and may have network."""
 
     setup: bool
-    network: bool
+    network: str | None  # the Docker network to join; None: no network at all
+    cache_volume: str | None = None  # the repository's package cache, mounted at /cache
 
 
 # What every session gets, whatever the options (for doctor and the docs).
@@ -438,13 +520,24 @@ class DockerSession:
         killed_by = self._after_run(exit_code, timed_out)
         return Result(exit_code, out, err, timed_out, self._read_junit(), killed_by)
 
-    def lay_out_deps(self) -> None:
-        """Create /deps, owned by uid 1000, in the container's root (setup containers only:
-        elsewhere the root is read-only and this raises ``SandboxError``)."""
+    def lay_out_deps(self, with_cache: bool = False) -> None:
+        """Create /deps (and, ``with_cache``, make the mounted /cache), owned by uid 1000, in
+        the container's root (setup containers only: elsewhere the root is read-only and this
+        raises ``SandboxError``)."""
         self._check_usable()
+        folders = [DEPS_DIR.strip("/")] + ([CACHE_DIR.strip("/")] if with_cache else [])
         with _translate("create /deps in the setup container"):
-            if not self._container.put_archive("/", _folder_tar(DEPS_DIR.strip("/"))):
+            if not self._container.put_archive("/", _folder_tar(*folders)):
                 raise SandboxError("could not create /deps in the setup container")
+
+    def put_file(self, path: str, data: bytes) -> None:
+        """Write one read-only file of the bot's (the CA bundle) at ``path`` under /sandbox,
+        in a folder of its own made for it."""
+        self._check_usable()
+        relative = path.removeprefix(WORKSPACE_DIR + "/")
+        with _translate(f"copy {relative} into the sandbox"):
+            if not self._container.put_archive(WORKSPACE_DIR, _file_tar(relative, data)):
+                raise SandboxError(f"the sandbox refused {relative}")
 
     def commit(self, labels: Mapping[str, str]) -> str:
         """Commit the container as a ``forgebot-snapshot`` image with ``labels``; return its id.
@@ -725,14 +818,14 @@ def reap_orphans(
     with _translate("list leftover sandbox volumes"):
         volumes = client.volumes.list(filters=selector)
     for volume in volumes:
-        created_at = _parse_timestamp(volume.attrs.get("CreatedAt"))
+        created_at = parse_timestamp(volume.attrs.get("CreatedAt"))
         if created_at is not None and created_at < cutoff:
             removed += _remove_quietly(volume, "volume")
     # Images last: a snapshot cannot go while a container made from it is still there.
     with _translate("list leftover sandbox snapshots"):
         images = client.images.list(filters={"label": [f"{SNAPSHOT_LABEL}=1", *narrow]})
     for image in images:
-        created_at = _parse_timestamp(image.attrs.get("Created"))
+        created_at = parse_timestamp(image.attrs.get("Created"))
         if created_at is not None and created_at < cutoff:
             removed += _remove_image_quietly(client, image.id)
     return removed
@@ -805,7 +898,7 @@ def _container_options(
         # The idle main process runs as nobody; every command runs as SANDBOX_USER (exec).
         "user": IDLE_USER,
         "working_dir": WORKSPACE_DIR,  # /sandbox/repo does not exist until start() makes it
-        "network_mode": options.setup_network if mode.network else "none",
+        "network_mode": mode.network or "none",
         # A setup container's root must be writable for docker commit to keep /deps; it
         # runs as uid 1000 without capabilities all the same, so only /deps (made by the bot)
         # and the world-writable folders of the image are writable.
@@ -821,6 +914,8 @@ def _container_options(
         "tmpfs": {SANDBOX_TMP: f"rw,exec,nosuid,nodev,size={options.tmp_mb}m,mode=1777"},
         "volumes": {name: {"bind": WORKSPACE_DIR, "mode": "rw"}},
     }
+    if mode.cache_volume is not None:
+        created["volumes"][mode.cache_volume] = {"bind": CACHE_DIR, "mode": "rw"}
     if options.runtime is not None:
         created["runtime"] = options.runtime
     if options.cpu_shares is not None:
@@ -859,6 +954,23 @@ def _folder_tar(*folders: str) -> bytes:
     return buffer.getvalue()
 
 
+def _file_tar(name: str, data: bytes) -> bytes:
+    """A tar of one read-only file (and its folder) owned by uid/gid 1000."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        folder = name.rpartition("/")[0]
+        if folder:
+            directory = tarfile.TarInfo(folder)
+            directory.type, directory.mode = tarfile.DIRTYPE, 0o755
+            directory.uid, directory.gid = SANDBOX_UID, SANDBOX_GID
+            tar.addfile(directory)
+        member = tarfile.TarInfo(name)
+        member.size, member.mode = len(data), 0o444
+        member.uid, member.gid = SANDBOX_UID, SANDBOX_GID
+        tar.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 def _remove_image_quietly(client: docker.DockerClient, image: str) -> int:
     """Remove an image; 1 when removed, 0 when gone already or still in use."""
     try:
@@ -881,17 +993,6 @@ def _remove_quietly(thing: Any, kind: str) -> int:
         log.warning("could not remove sandbox %s %s: %s", kind, getattr(thing, "name", "?"), exc)
         return 0
     return 1
-
-
-_TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)")
-
-
-def _parse_timestamp(value: object) -> float | None:
-    """Seconds since the epoch of Docker's RFC 3339 time (fractions and zone ignored: UTC)."""
-    match = _TIMESTAMP.match(value) if isinstance(value, str) else None
-    if match is None:
-        return None
-    return datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
 
 
 @contextlib.contextmanager

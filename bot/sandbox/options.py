@@ -24,7 +24,8 @@ from bot.errors import ConfigError
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 # Environment variables the setup phase may be given, so that dependencies come through the
-# operator's mirror or proxy. Nothing else of the bot's configuration enters a sandbox.
+# operator's mirror. Nothing else of the bot's configuration enters a sandbox. The proxy
+# variables are the bot's own: they point at the egress proxy.
 SETUP_ENV_KEYS = frozenset(
     {
         "GOPROXY",
@@ -35,12 +36,6 @@ SETUP_ENV_KEYS = frozenset(
         "npm_config_registry",
         "PIP_INDEX_URL",
         "PIP_EXTRA_INDEX_URL",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "no_proxy",
     }
 )
 _CREDENTIAL_IN_URL = re.compile(r"://[^/\s@]*@")
@@ -64,9 +59,11 @@ class DockerOptions(BaseModel):
     nofile: int | None = Field(default=None, ge=64, le=1_048_576)
     # A seccomp profile (JSON) used instead of Docker's default one. Never "unconfined".
     seccomp_profile: Path | None = None
-    # The Docker network of a setup phase that is allowed network (the bot-wide policy says
-    # when); an operator can point it at a network whose egress goes through a proxy.
-    setup_network: str = "bridge"
+    # The internal Docker network a setup phase with egress joins (created by the bot when
+    # missing; it must be internal: its only way out is the egress proxy on its gateway).
+    egress_network: str = "forgebot-egress"
+    # The squid binary the bot runs as the egress proxy, one per setup (Debian's squid).
+    egress_proxy: str = "squid"
     # Extra environment of the setup phase only: mirrors and proxies (keys in SETUP_ENV_KEYS).
     setup_env: dict[str, str] = Field(default_factory=dict)
 
@@ -77,14 +74,23 @@ class DockerOptions(BaseModel):
             raise ValueError(f"not a runtime name: {value!r}")
         return value
 
-    @field_validator("setup_network")
+    @field_validator("egress_network")
     @classmethod
     def _check_network(cls, value: str) -> str:
         if not _NAME.match(value):
             raise ValueError(f"not a network name: {value!r}")
-        if value == "host":
-            # The host's network namespace reaches every local service, the bot's included.
-            raise ValueError("the host network is not allowed for sandboxes")
+        if value in ("host", "bridge", "none", "default"):
+            # Docker's own networks route out (or share the host's namespace): the setup
+            # phase would bypass the proxy.
+            raise ValueError(f"{value!r} is one of Docker's own networks; name a network the"
+                             " bot may create as internal")
+        return value
+
+    @field_validator("egress_proxy")
+    @classmethod
+    def _check_proxy(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9/._-]{1,255}$", value):
+            raise ValueError(f"not a program name or path: {value!r}")
         return value
 
     @field_validator("setup_env")
@@ -149,5 +155,33 @@ class DockerOptions(BaseModel):
             parts.append(f"cpu shares {self.cpu_shares}")
         if self.nofile is not None:
             parts.append(f"nofile {self.nofile}")
-        parts.append(f"setup network {self.setup_network!r} when the policy allows it")
+        parts.append(f"setup egress only through {self.egress_proxy} on the internal network"
+                     f" {self.egress_network!r}, when the policy allows it")
         return parts
+
+
+MAX_CA_BUNDLE_BYTES = 4 * 1024 * 1024
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+
+
+def load_ca_bundle(path: Path) -> bytes:
+    """The operator's CA bundle (``sandbox.ca_bundle``), for the setup phase to trust: PEM
+    certificates and nothing else. Raises ``ConfigError`` when it cannot be read, holds no
+    certificate, or holds anything but certificates (a private key above all: it must never
+    reach a sandbox)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"sandbox.ca_bundle: cannot read {path}: {exc.strerror}") from exc
+    if len(raw) > MAX_CA_BUNDLE_BYTES:
+        raise ConfigError(f"sandbox.ca_bundle: {path} is larger than 4 MB")
+    kinds = set(_PEM_BLOCK.findall(raw))
+    if not kinds:
+        raise ConfigError(f"sandbox.ca_bundle: {path} holds no PEM certificate")
+    if kinds - {b"CERTIFICATE", b"TRUSTED CERTIFICATE"}:
+        other = ", ".join(sorted(k.decode() for k in kinds - {b"CERTIFICATE"}))
+        raise ConfigError(
+            f"sandbox.ca_bundle: {path} holds more than certificates ({other}); give a file of"
+            " CA certificates only"
+        )
+    return raw

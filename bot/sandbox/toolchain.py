@@ -29,20 +29,19 @@ allow-list passed to ``detect_toolchain``. When nothing fits, the result is a
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 import re
 import shlex
 import stat
-import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from bot.errors import PolicyError
+from bot.sandbox.python_setup import RESTORE_GENERATED, python_setup
 
 Command = tuple[str, ...]
 
@@ -50,7 +49,13 @@ PYTHON_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", "pytest.ini", "tox.
                   "requirements.txt")
 NODE_MARKERS = ("package.json", "package-lock.json", "npm-shrinkwrap.json")
 GO_MARKERS = ("go.mod",)
-MARKER_FILES = (*PYTHON_MARKERS, *NODE_MARKERS, *GO_MARKERS)
+# Read beside the markers: where test requirements and locked versions are written down.
+# They decide the setup (and its snapshot's key) but do not name a toolchain by themselves.
+MANIFEST_FILES = ("noxfile.py", "yarn.lock", "pnpm-lock.yaml", "go.sum", "vendor/modules.txt")
+MARKER_FILES = (*PYTHON_MARKERS, *NODE_MARKERS, *GO_MARKERS, *MANIFEST_FILES)
+# requirements-dev.txt, test-requirements.txt, requirements/test.txt, ...: read by pattern.
+_REQUIREMENTS_GLOBS = ("requirements*.txt", "*requirements.txt", "requirements/*.txt")
+MAX_REQUIREMENTS_FILES = 20
 MAX_MARKER_BYTES = 512 * 1024  # a bigger marker file is read as absent
 TOOLCHAINS = ("python", "node", "go")
 
@@ -58,7 +63,6 @@ TOOLCHAINS = ("python", "node", "go")
 OVERRIDE_KEYS = ("image", "setup", "test")
 MAX_COMMAND_CHARS = 4096
 MAX_COMMAND_ITEMS = 64
-MAX_DEPENDENCIES = 500
 
 # npm init's placeholder test script: a package.json with it has no tests to run.
 _NPM_PLACEHOLDER = re.compile(r'^\s*echo\s+\\?"Error: no test specified\\?"\s*&&\s*exit 1\s*$')
@@ -72,10 +76,15 @@ def _sh(script: str) -> Command:
 # them in the terminal), so a spec's constraint figure printed by a passing test is read.
 PYTEST: Command = _sh('exec python3 -m pytest -q -p no:cacheprovider -o junit_logging=system-out'
                       ' --junitxml="$FORGEBOT_JUNIT"')
+# A packaged project's src/ goes first on the path: where the project could only be installed
+# as a build (no editable install), the tests still import the code as the change left it.
+PYTEST_SRC: Command = _sh(
+    f"{RESTORE_GENERATED}; "
+    '[ ! -d src ] || export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"; ' + PYTEST[2]
+)
 GO_TEST: Command = ("forgebot-junit", "--format", "go-json", "--name", "go test", "--",
                     "go", "test", "-json", "./...")
 GO_SETUP: Command = ("go", "mod", "download")
-_PIP_USER = ("python3", "-m", "pip", "install", "--user", "--no-warn-script-location")
 # npm installs in the repository (so relative "file:" dependencies resolve), then the tree
 # moves to $FORGEBOT_DEPS/node, which the node image links as /node_modules: a parent of the
 # repository, where Node and npm look for packages. The repository itself is not kept.
@@ -216,6 +225,7 @@ def detect_toolchain(
     files: Mapping[str, str],
     override: ToolchainOverride,
     images: Mapping[str, str],
+    version: str = "0.0.0",
 ) -> Toolchain | NoToolchain:
     """Choose the toolchain of a repository from its root ``files`` (name -> text, as read by
     ``read_marker_files``) and its ``override``.
@@ -223,8 +233,9 @@ def detect_toolchain(
     ``images`` is the allow-list of runner images, toolchain name -> image reference; an
     override may name either. Never raises: every way of not finding one is a NoToolchain.
     """
-    allowed = {name: ref for name, ref in images.items() if name in _DETECTORS}
-    candidates = [c for c in (detect(files) for detect in _DETECTORS.values()) if c is not None]
+    allowed = {name: ref for name, ref in images.items() if name in TOOLCHAINS}
+    detected = (_detect_python(files, version), _detect_node(files), _detect_go(files))
+    candidates = [c for c in detected if c is not None]
     if override.image is not None:
         return _with_image(override.image, candidates, allowed, override)
     return _detected(candidates, allowed, override)
@@ -337,80 +348,23 @@ def _not_allowed(image: str, allowed: Mapping[str, str]) -> NoToolchain:
 # python ---------------------------------------------------------------------------------
 
 
-def _detect_python(files: Mapping[str, str]) -> _Candidate | None:
+def _detect_python(files: Mapping[str, str], version: str) -> _Candidate | None:
     found = [name for name in PYTHON_MARKERS if name in files]
     if not found:
         return None
     reasons = [f"{', '.join(found)} (python)"]
+    planned = python_setup(files, version)
     setup: Command | None = None
-    if "requirements.txt" in files:
-        setup = (*_PIP_USER, "-r", "requirements.txt")
-        reasons.append("dependencies from requirements.txt")
-    else:
-        deps = _pyproject_dependencies(files.get("pyproject.toml"))
-        deps += _setup_cfg_dependencies(files.get("setup.cfg"))
-        deps = _clean_requirements(deps)
-        if deps:
-            setup = (*_PIP_USER, "--", *deps)
-            reasons.append(f"{len(deps)} dependencies declared in pyproject.toml/setup.cfg")
-    return _Candidate("python", PYTEST, setup, tuple(reasons))
+    if planned is not None:
+        setup = _sh(planned.script)
+        reasons += planned.reasons
+    packaged = _is_packaged(files)
+    return _Candidate("python", PYTEST_SRC if packaged else PYTEST, setup, tuple(reasons))
 
 
-_TEST_EXTRAS = ("test", "tests", "testing", "dev")
-
-
-def _pyproject_dependencies(text: str | None) -> list[str]:
-    if text is None:
-        return []
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return []
-    project = data.get("project")
-    deps: list[object] = []
-    if isinstance(project, dict):
-        deps += _as_list(project.get("dependencies"))
-        extras = project.get("optional-dependencies")
-        if isinstance(extras, dict):
-            for extra in _TEST_EXTRAS:
-                deps += _as_list(extras.get(extra))
-    groups = data.get("dependency-groups")
-    if isinstance(groups, dict):
-        for group in _TEST_EXTRAS:
-            deps += _as_list(groups.get(group))  # {include-group = ...} tables are skipped
-    return [dep for dep in deps if isinstance(dep, str)]
-
-
-def _setup_cfg_dependencies(text: str | None) -> list[str]:
-    if text is None:
-        return []
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read_string(text)
-    except configparser.Error:
-        return []
-    lines: list[str] = []
-    if parser.has_option("options", "install_requires"):
-        lines += parser.get("options", "install_requires").splitlines()
-    for extra in _TEST_EXTRAS:
-        if parser.has_option("options.extras_require", extra):
-            lines += parser.get("options.extras_require", extra).splitlines()
-    return lines
-
-
-def _as_list(value: object) -> list[object]:
-    return list(value) if isinstance(value, list) else []
-
-
-def _clean_requirements(deps: Sequence[str]) -> list[str]:
-    """Requirement strings fit for pip's argv: stripped, no options, no duplicates."""
-    seen: dict[str, None] = {}
-    for dep in deps:
-        text = dep.split("#", 1)[0].strip()
-        # A leading "-" would be read as an option (--index-url ...): not a requirement.
-        if text and not text.startswith("-") and len(text) <= 300 and "\x00" not in text:
-            seen.setdefault(text, None)
-    return list(seen)[:MAX_DEPENDENCIES]
+def _is_packaged(files: Mapping[str, str]) -> bool:
+    return "setup.py" in files or re.search(
+        r"^\[build-system\]", files.get("pyproject.toml", ""), re.MULTILINE) is not None
 
 
 # node -----------------------------------------------------------------------------------
@@ -485,11 +439,6 @@ def _detect_go(files: Mapping[str, str]) -> _Candidate | None:
     return _Candidate("go", GO_TEST, GO_SETUP if requires else None, tuple(reasons))
 
 
-_DETECTORS: dict[str, Callable[[Mapping[str, str]], _Candidate | None]] = {
-    "python": _detect_python,
-    "node": _detect_node,
-    "go": _detect_go,
-}
 _DEFAULT_TEST: dict[str, Command] = {
     "python": PYTEST,
     "node": _sh(_NPM_TEST_TAP),
@@ -501,26 +450,37 @@ _DEFAULT_TEST: dict[str, Command] = {
 
 
 def read_marker_files(root: Path) -> dict[str, str]:
-    """Read the marker files at the root of the worktree ``root``: regular files only (a
+    """Read the marker and manifest files of the worktree ``root``: regular files only (a
     symbolic link is never followed out of the repository), at most ``MAX_MARKER_BYTES``
     each, decoded as UTF-8 with replacement. Missing or unreadable files are left out."""
+    names = list(MARKER_FILES)
+    for pattern in _REQUIREMENTS_GLOBS:
+        # A folder that is a link (requirements/ -> /etc) is never read through.
+        matched = sorted(path.relative_to(root).as_posix() for path in root.glob(pattern)
+                         if path.parent == root or not path.parent.is_symlink())
+        names += matched[:MAX_REQUIREMENTS_FILES]
     found: dict[str, str] = {}
-    for name in MARKER_FILES:
-        path = root / name
-        try:
-            # O_NOFOLLOW: a marker that is a link (maybe to /etc/passwd) is not read.
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            continue
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_MARKER_BYTES:
-                continue
-            with os.fdopen(os.dup(fd), "rb") as handle:
-                data = handle.read(MAX_MARKER_BYTES)
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
-        found[name] = data.decode("utf-8", errors="replace")
+    for name in dict.fromkeys(names):
+        text = _read_regular(root / name)
+        if text is not None:
+            found[name] = text
     return found
+
+
+def _read_regular(path: Path) -> str | None:
+    try:
+        # O_NOFOLLOW: a marker that is a link (maybe to /etc/passwd) is not read.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_MARKER_BYTES:
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(MAX_MARKER_BYTES)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", errors="replace")

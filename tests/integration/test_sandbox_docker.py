@@ -484,7 +484,8 @@ def test_unknown_runtime_is_a_clear_error_and_leaves_nothing(
 
 BAD_OPTIONS = {
     "raw option as runtime": {"runtime": "runc --privileged"},
-    "host network for setup": {"setup_network": "host"},
+    "host network for setup": {"egress_network": "host"},
+    "Docker's bridge for setup": {"egress_network": "bridge"},
     "unknown setup variable": {"setup_env": {"LD_PRELOAD": "/tmp/x.so"}},
     "credential in a proxy": {"setup_env": {"HTTPS_PROXY": "http://user:pw@proxy:3128"}},
     "unknown option": {"privileged": True},
@@ -587,7 +588,7 @@ def test_setup_snapshot_is_reused_by_later_sessions(
             assert "Read-only file system" in result.stderr
 
 
-def test_setup_has_no_network_unless_asked(sandbox: DockerSandbox, snapshot: str) -> None:
+def test_setup_has_no_network_unless_given_egress(sandbox: DockerSandbox, snapshot: str) -> None:
     # The snapshot fixture ran without network: its setup saw only the loopback interface.
     offline = sandbox.snapshot_setup(
         RUNNER_IMAGE, _tree({}), ["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1"],
@@ -595,7 +596,7 @@ def test_setup_has_no_network_unless_asked(sandbox: DockerSandbox, snapshot: str
     )
     online = sandbox.snapshot_setup(
         RUNNER_IMAGE, _tree({}), ["sh", "-c", 'tail -n +3 /proc/net/dev | cut -d: -f1; env'],
-        Limits(timeout_s=30), LABELS, network=True,
+        Limits(timeout_s=30), LABELS, egress=("pypi.org",),
     )
     for made in (offline, online):
         assert made.image is not None
@@ -605,6 +606,7 @@ def test_setup_has_no_network_unless_asked(sandbox: DockerSandbox, snapshot: str
     assert "eth0" in online.result.stdout.split()
     assert "GOPROXY=https://proxy.golang.org,direct" in online.result.stdout
     assert "PIP_BREAK_SYSTEM_PACKAGES=1" in online.result.stdout
+    assert "HTTPS_PROXY=http://" in online.result.stdout
 
 
 def test_setup_env_comes_from_the_options(client: docker.DockerClient) -> None:

@@ -118,7 +118,7 @@ def test_go_uses_go_test_json() -> None:
 
 # Setup commands: only when the repository declares dependencies.
 SETUPS = {
-    "requirements.txt": ({"requirements.txt": "requests==2.0\n"}, ["-r", "requirements.txt"]),
+    "requirements.txt": ({"requirements.txt": "requests==2.0\n"}, "-r requirements.txt"),
     "pyproject dependencies and test extra": (
         {
             "pyproject.toml": (
@@ -126,32 +126,31 @@ SETUPS = {
                 '[project.optional-dependencies]\ntest = ["hypothesis"]\ndocs = ["sphinx"]\n'
             )
         },
-        ["--", "attrs>=23", "hypothesis"],
+        "-- 'attrs>=23'",
     ),
     "dependency group": (
         {"pyproject.toml": '[dependency-groups]\ndev = ["pytest-mock", {include-group = "x"}]\n'},
-        ["--", "pytest-mock"],
+        "-- pytest-mock",
     ),
     "setup.cfg install_requires": (
         {"setup.cfg": "[options]\ninstall_requires =\n    six\n    # a comment\n    idna\n"},
-        ["--", "six", "idna"],
+        "-- six idna",
     ),
     "an option is not a requirement": (
         {"pyproject.toml": '[project]\ndependencies = ["--index-url=http://evil", "six"]\n'},
-        ["--", "six"],
+        "-- six",
     ),
 }
 
 
-@pytest.mark.parametrize(("files", "tail"), SETUPS.values(), ids=SETUPS.keys())
-def test_python_setup_installs_declared_dependencies(
-    files: dict[str, str], tail: list[str]
-) -> None:
+@pytest.mark.parametrize(("files", "command"), SETUPS.values(), ids=SETUPS.keys())
+def test_python_setup_installs_declared_dependencies(files: dict[str, str], command: str) -> None:
     setup = _detect(files).setup
 
-    assert setup is not None
-    assert setup[:5] == ("python3", "-m", "pip", "install", "--user")
-    assert list(setup[-len(tail) :]) == tail
+    assert setup is not None and setup[:2] == ("sh", "-c")
+    assert "python3 -m pip install --user" in setup[2]
+    assert command in setup[2]
+    assert "--index-url" not in setup[2]
 
 
 @pytest.mark.parametrize(
