@@ -20,7 +20,7 @@ from bot import gitops
 from bot.config import Settings
 from bot.errors import SandboxError
 from bot.eval.tasks import Task
-from bot.pipeline.dependencies import egress_hosts, setup_cache
+from bot.pipeline.dependencies import egress_hosts, explain_failure, setup_cache
 from bot.pipeline.repo_setup import read_repo_setup
 from bot.policy.model import Policy
 from bot.sandbox.base import Limits, Result, Sandbox, SetupSnapshots, TestCounts
@@ -122,8 +122,8 @@ class Grader:
             toolchain.image, tar_directory(tree), list(toolchain.setup), timed, labels,
             egress=egress, cache=cache)
         if result.image is None:
-            raise SandboxError(f"the setup command failed while grading: "
-                               f"{TestRun.of(result.result).describe()}")
+            raise SandboxError("the setup failed while grading. "
+                               + explain_failure(result, egress), retryable=False)
         return result.image
 
 

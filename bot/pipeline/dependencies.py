@@ -149,6 +149,7 @@ def explain_failure(outcome: SetupResult, egress: Sequence[str] | None) -> str:
     result = outcome.result
     output = (result.stdout + "\n" + result.stderr).strip()
     how = ("timed out (`limits.setup_timeout_s`)" if result.timed_out
+           else "ran out of memory (`sandbox.memory_mb`)" if result.killed_by == "oom"
            else f"was killed ({result.killed_by})" if result.killed_by
            else f"exited with {result.exit_code}")
     step = _last_step(result)

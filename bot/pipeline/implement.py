@@ -22,9 +22,8 @@ from bot.pipeline.attempt import (
     Recorder,
     Runtime,
     max_iterations_for,
-    sandbox_labels,
-    sandbox_limits,
 )
+from bot.pipeline.install import DependencyAwareSession
 from bot.pipeline.instructions import read_instructions
 from bot.pipeline.outcomes import JobStopped, Outcome
 
@@ -49,8 +48,7 @@ def implement(rt: Runtime, rec: Recorder, prepared: Prepared) -> AgentResult:
         task = replace(task, plan=approval.gate(rec, prepared, task, models,
                                                 settings=settings, observer=observer,
                                                 bot_user=rt.settings.bot_user))
-        session = rt.sandbox.start(prepared.image, sandbox_limits(rt, prepared.policy),
-                                   sandbox_labels(rec, "agent"))
+        session = DependencyAwareSession(rt, rec, prepared)
         try:
             result = run_agent(task, prepared.agent_dir, session, models, settings, observer)
         finally:

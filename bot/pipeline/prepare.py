@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +15,11 @@ from bot.pipeline.attempt import (
     Prepared,
     Recorder,
     Runtime,
-    sandbox_labels,
-    sandbox_limits,
 )
-from bot.pipeline.dependencies import (
-    egress_hosts,
-    egress_line,
-    explain_failure,
-    installed_line,
-    reused_line,
-    setup_cache,
-)
+from bot.pipeline.install import install_dependencies, plain
 from bot.pipeline.outcomes import JobStopped, Outcome
 from bot.pipeline.repo_setup import read_repo_setup
 from bot.sandbox.base import SetupSnapshots
-from bot.sandbox.egress import refused_hosts
-from bot.sandbox.tarball import tar_directory
 from bot.store import JobView
 
 log = logging.getLogger(__name__)
@@ -116,40 +104,19 @@ def _set_up_repository(rt: Runtime, rec: Recorder, prepared: Prepared) -> None:
     toolchain = setup.toolchain
     rec.event("toolchain", name=toolchain.name, image=toolchain.image,
               ignored=[str(i) for i in setup.ignored], reasons=list(toolchain.reasons))
-    prepared.setup_lines.append(f"setup: {toolchain.name}; " + "; ".join(toolchain.reasons))
+    prepared.setup_lines.append(plain(f"setup: {toolchain.name}; " + "; ".join(toolchain.reasons)))
     if not toolchain.setup:
         return
     if not isinstance(rt.sandbox, SetupSnapshots):
         raise JobStopped(Outcome.SETUP_FAILED, "This sandbox backend cannot run a setup phase; "
                          "pre-install the dependencies in the runner image and set `setup: ''` "
                          "in `.forgebot.yml`.")
-    setup_env = rt.settings.sandbox.docker.setup_env
-    egress = egress_hosts(setup.policy, toolchain.name, setup_env)
-    cache = setup_cache(rec.lease.claim.job.repo, toolchain, setup.manifests, egress, setup_env)
-    kept = rt.sandbox.find_snapshot(toolchain.image, cache)
-    if kept is not None:
-        rec.event("setup.reused", snapshot=kept.image[:19], made=kept.created)
-        prepared.setup_lines.append(reused_line(kept.created))
-        prepared.image = kept.image
-        return
-    limits = replace(sandbox_limits(rt, setup.policy),
-                     timeout_s=setup.policy.limits.setup_timeout_s)
-    outcome = rt.sandbox.snapshot_setup(
-        toolchain.image, tar_directory(prepared.agent_dir), list(toolchain.setup), limits,
-        sandbox_labels(rec, "setup"), egress=egress, cache=cache)
-    result = outcome.result
-    rec.event("setup.egress", hosts=list(egress or ()),
-              requests=[r.as_event() for r in outcome.egress[:MAX_EGRESS_EVENTS]],
-              total=len(outcome.egress), refused=refused_hosts(outcome.egress))
-    rec.event("setup.ran", exit_code=result.exit_code, killed_by=result.killed_by,
-              seconds=round(outcome.seconds, 1))
-    if outcome.image is None:
-        raise JobStopped(Outcome.SETUP_FAILED, explain_failure(outcome, egress))
-    prepared.setup_lines += [installed_line(outcome), egress_line(outcome.egress, egress)]
-    prepared.image = outcome.image  # kept for later jobs: not removed with this one
-
-
-MAX_EGRESS_EVENTS = 200
+    installed = install_dependencies(rt, rec, toolchain, manifests=setup.manifests,
+                                     tree=prepared.agent_dir, policy=setup.policy)
+    prepared.setup_lines += installed.lines
+    if installed.image is None:
+        raise JobStopped(Outcome.SETUP_FAILED, installed.failure)
+    prepared.image = installed.image  # kept for later jobs: not removed with this one
 
 
 def cleanup(rt: Runtime, prepared: Prepared) -> None:

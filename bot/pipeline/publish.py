@@ -35,7 +35,8 @@ def publish(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult,
         job_id=job.id, attempt=rec.lease.claim.attempt_number, issue_number=job.issue_number,
         issue_title=prepared.issue.title, outcome=Outcome.NO_CHANGES,
         files=_file_changes(v.changes), iterations=agent.iterations, gate_lines=_gate_lines(v),
-        instructions=agent.instructions_used,
+        instructions=agent.instructions_used, setup_lines=tuple(prepared.setup_lines),
+        dependency_lines=v.dependencies.lines,
         tests=v.tests.junit if v.tests else None,
         test_exit=v.tests.exit_code if v.tests else None,
     )
@@ -54,15 +55,19 @@ def publish(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult,
                else Outcome.UNPROVEN if untested or (not proven and checks.require_failing_test)
                else Outcome.SUBMITTED)
     # With checks.tests_must_pass off, failing tests are reported but do not make a draft.
-    draft = (outcome is Outcome.TESTS_FAILED and checks.tests_must_pass) or (
+    failed = (outcome is Outcome.TESTS_FAILED and checks.tests_must_pass) or (
         outcome is Outcome.UNPROVEN)
+    # checks.new_dependencies: draft: a person decides on new dependencies, whatever the tests.
+    dependency_draft = v.dependencies.changed and checks.new_dependencies == "draft"
+    draft = failed or dependency_draft
     if rt.store.has_record(job.id, BRANCH_TAKEN_OVER):
         raise JobStopped(Outcome.TAKEN_OVER, f"Someone else has pushed to `{prepared.branch}`, "
                          "so forgebot no longer updates it. The change of this attempt was "
                          "not pushed; the branch is yours.")
     report = replace(base, outcome=outcome,
-                     evidence=tuple(v.evidence.lines()) if v.evidence else ())
-    if draft and not prepared.policy.publish.draft_when_failed:
+                     evidence=tuple(v.evidence.lines()) if v.evidence else (),
+                     dependency_draft=dependency_draft)
+    if failed and not prepared.policy.publish.draft_when_failed:
         return replace(report, detail="A check failed and the policy does not publish drafts.")
     if v.trace is not None:
         report = replace(report, **spec_report(v.trace, v.trusted_dir,
@@ -83,7 +88,7 @@ def publish(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult,
         pull = prepared.forge.update_pull(job.repo, pull.number, body=body,
                                           draft=draft or waiting)
     rt.store.update_job(job.id, pull_number=pull.number)
-    prepared.forge.set_status(job.repo, sha, "failure" if draft else "success",
+    prepared.forge.set_status(job.repo, sha, "failure" if failed else "success",
                               f"forgebot job {job.id}: {report.outcome.value}")
     rec.event("pull.published", number=pull.number, sha=sha, draft=draft, url=pull.url,
               waiting_for_ci=waiting, ci=prepared.policy.ci.model_dump())

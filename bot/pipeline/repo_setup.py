@@ -22,7 +22,13 @@ from bot.pipeline.outcomes import JobStopped, Outcome
 from bot.policy.load import Ignored, merge_repo_policy
 from bot.policy.model import Policy
 from bot.sandbox.python_setup import pretend_version
-from bot.sandbox.toolchain import NoToolchain, Toolchain, detect_toolchain, read_marker_files
+from bot.sandbox.toolchain import (
+    NoToolchain,
+    Toolchain,
+    ToolchainOverride,
+    detect_toolchain,
+    read_marker_files,
+)
 from bot.sandbox.toolchain import split_repo_config as split
 
 REPO_CONFIG = ".forgebot.yml"
@@ -38,6 +44,8 @@ class RepoSetup:
     ignored: tuple[Ignored, ...]
     toolchain: Toolchain
     manifests: Mapping[str, str] = field(default_factory=dict)
+    override: ToolchainOverride = field(default_factory=ToolchainOverride)
+    version: str = "0.0.0"  # the pretend version for backends that read git
 
 
 def read_repo_setup(worktree: Path, base: Policy, images: dict[str, str]) -> RepoSetup:
@@ -50,10 +58,11 @@ def read_repo_setup(worktree: Path, base: Policy, images: dict[str, str]) -> Rep
     except PolicyError as exc:
         raise JobStopped(Outcome.CONFIG_ERROR, f"`{REPO_CONFIG}` was not used: {exc}") from exc
     manifests = read_marker_files(worktree)
-    found = detect_toolchain(manifests, override, images, pretend_version(latest_tag(worktree)))
+    version = pretend_version(latest_tag(worktree), manifests)
+    found = detect_toolchain(manifests, override, images, version)
     if isinstance(found, NoToolchain):
         raise JobStopped(Outcome.NO_TOOLCHAIN, found.message)
-    return RepoSetup(merged.policy, tuple(merged.ignored), found, manifests)
+    return RepoSetup(merged.policy, tuple(merged.ignored), found, manifests, override, version)
 
 
 def latest_tag(worktree: Path) -> str | None:

@@ -44,6 +44,9 @@ class Report:
     traceability: Sequence[str] = ()  # Markdown lines: criterion, test, before, after
     untested: Sequence[str] = ()  # new or changed criteria no test carries: a failed check
     spec_status: str = ""  # what the change writes in the spec's front matter
+    setup_lines: Sequence[str] = ()  # how the repository was set up: toolchain, dependencies
+    dependency_lines: Sequence[str] = ()  # dependencies the change adds, removes or changes
+    dependency_draft: bool = False  # a draft because of them (checks.new_dependencies: draft)
 
 
 def _tests_line(report: Report) -> str:
@@ -98,9 +101,14 @@ def pull_body(report: Report) -> str:
     if report.evidence:
         lines += ["", "## Evidence (the change's tests on the base commit, then on the change)",
                   *report.evidence]
+    if report.dependency_lines:
+        lines += ["", "## Dependencies changed (installed again through the egress proxy)",
+                  *[f"- {line}" for line in report.dependency_lines]]
     if report.instructions:
         used = ", ".join(f"`{path}`" for path in report.instructions)
         lines += ["", f"Repository instructions followed: {used} (from the default branch)."]
+    if report.setup_lines:
+        lines += ["", "## Setup", *[f"- {line}" for line in report.setup_lines]]
     lines += [
         "",
         "## Gates",
@@ -118,6 +126,9 @@ def pull_body(report: Report) -> str:
     elif report.outcome is Outcome.UNPROVEN:
         lines.insert(1, "> **Draft:** the tests pass, but no test fails without this change, so "
                      "nothing shows it does what the issue asks. It needs a human or `/retry`.")
+    elif report.dependency_draft:
+        lines.insert(1, "> **Draft:** the change adds, removes or changes dependencies (listed "
+                     "below); `checks.new_dependencies` is `draft`, so a person decides.")
     return "\n".join(lines) + "\n"
 
 
@@ -221,6 +232,8 @@ def _finished_text(report: Report) -> str:
     blocked = [g for g in report.gate_lines if not g.endswith(": ok")]
     if blocked and report.outcome in (Outcome.POLICY_BLOCKED, Outcome.SECRET_FOUND):
         lines += ["", "Why:", *[f"- {g}" for g in blocked]]
+    if report.setup_lines:
+        lines += ["", *[f"- {line}" for line in report.setup_lines]]
     if report.detail:
         lines += ["", report.detail]
     return "\n".join(lines)

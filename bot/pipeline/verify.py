@@ -6,7 +6,7 @@ Nothing the sandbox said is believed: everything here runs on the trusted copy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot import gitops
@@ -14,11 +14,13 @@ from bot.agent.loop import AgentResult
 from bot.pipeline import evidence
 from bot.pipeline.attempt import Prepared, Recorder, Runtime, sandbox_labels, sandbox_limits
 from bot.pipeline.evidence import Evidence
+from bot.pipeline.install import DependencyCheck, check_dependency_change
 from bot.pipeline.traceability import Traceability, spec_edit_violations, trace_job
 from bot.policy.changeset import ChangeSet, DiffError, parse_diff
 from bot.policy.evaluate import Violation, evaluate
 from bot.sandbox.base import Result
 from bot.sandbox.tarball import tar_directory
+from bot.sandbox.toolchain import Toolchain, detect_toolchain, read_marker_files
 from bot.secret_scan import Finding, scan_changes
 
 
@@ -32,6 +34,7 @@ class Verified:
     trusted_dir: Path
     evidence: Evidence | None = None  # None when the tests did not run on the change
     trace: Traceability | None = None  # a spec job's criteria → tests (bot.pipeline.traceability)
+    dependencies: DependencyCheck = field(default_factory=DependencyCheck)
 
 
 def verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) -> Verified:
@@ -60,6 +63,13 @@ def verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) -
     rt.metrics.gates.labels("secret_scan", "blocked" if findings else "passed").inc()
     if violations or findings:
         return Verified(trusted_diff, changes, violations, findings, None, trusted)
+    deps = _dependencies(rt, rec, prepared, trusted, changes)
+    if deps.violation is not None:
+        return Verified(trusted_diff, changes, [deps.violation], findings, None, trusted,
+                        dependencies=deps)
+    if deps.failed_setup is not None:  # the change's dependencies do not install
+        return Verified(trusted_diff, changes, violations, findings, deps.failed_setup, trusted,
+                        dependencies=deps)
     tests = _run_tests(rt, rec, prepared, trusted, "verify")
     counts = tests.junit
     passed = tests.exit_code == 0 and not tests.timed_out
@@ -74,7 +84,25 @@ def verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) -
     if traced is not None:
         rec.event("spec.traced", spec=traced.spec_path, untested=list(traced.untested),
                   proven=[r.criterion_id for r in traced.rows if r.proven])
-    return Verified(trusted_diff, changes, violations, findings, tests, trusted, proof, traced)
+    return Verified(trusted_diff, changes, violations, findings, tests, trusted, proof, traced,
+                    deps)
+
+
+def _dependencies(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
+                  changes: ChangeSet) -> DependencyCheck:
+    """A change to a manifest or lockfile is listed, governed by ``checks.new_dependencies``,
+    and installed again (through the proxy) for the verify run and the evidence."""
+    setup = prepared.setup
+    assert setup is not None
+    found = detect_toolchain(read_marker_files(trusted), setup.override,
+                             rt.settings.sandbox.images, setup.version)
+    toolchain = found if isinstance(found, Toolchain) else setup.toolchain
+    check, image = check_dependency_change(
+        rt, rec, base=setup.manifests, changed_paths=[f.path for f in changes.files],
+        tree=trusted, toolchain=toolchain, policy=prepared.policy)
+    if image is not None:
+        prepared.image = image
+    return check
 
 
 def _run_tests(rt: Runtime, rec: Recorder, prepared: Prepared, tree: Path, phase: str) -> Result:

@@ -39,9 +39,12 @@ from bot.policy.model import ForbiddenPattern, Policy
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_TEST_DIRS = frozenset({"tests", "test", "__tests__"})
+_TEST_DIRS = frozenset({"tests", "test", "__tests__", "testing", "spec", "specs"})
+# test_x.py, x_test.py, x_test.go, x.test.js, x.spec.ts, x_spec.js (jasmine), and a
+# package's single test.js (tape and mocha projects often have just that).
 _TEST_FILE = re.compile(
-    r"(?:^test_.*\.py|.*_test\.py|.*_test\.go|.*\.(?:test|spec)\.[cm]?[jt]sx?)$"
+    r"(?:^test_.*\.py|.*_test\.py|.*_test\.go|.*[._](?:test|spec)\.[cm]?[jt]sx?"
+    r"|^tests?\.[cm]?[jt]sx?)$"
 )
 _PY_TEST_DEF = re.compile(r"^\s*(?:async\s+)?def\s+(test\w*)\s*\(")
 _GO_TEST_FUNC = re.compile(r"^\s*func\s+(Test\w*)\s*\(")
@@ -97,8 +100,9 @@ def normalise_path(path: str) -> str | None:
 
 
 def is_test_path(path: str) -> bool:
-    """Whether ``path`` is a test file: under a ``tests``/``test``/``__tests__`` directory, or
-    named like ``test_*.py``, ``*_test.py``, ``*_test.go``, ``*.test.js`` or ``*.spec.ts``."""
+    """Whether ``path`` is a test file: under a ``tests``, ``test``, ``testing``, ``spec``,
+    ``specs`` or ``__tests__`` directory, or named like ``test_*.py``, ``*_test.py``,
+    ``*_test.go``, ``*.test.js``, ``*.spec.ts``, ``*_spec.js`` or ``test.js``."""
     segments = path.split("/")
     return bool(_TEST_DIRS.intersection(segments[:-1])) or bool(_TEST_FILE.match(segments[-1]))
 

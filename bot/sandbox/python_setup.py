@@ -25,13 +25,13 @@ Everything here reads text and returns values; ``read_marker_files`` does the re
 from __future__ import annotations
 
 import ast
-import configparser
 import re
 import shlex
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from bot.sandbox.manifest_text import as_list, read_ini, read_python, read_toml, strings, table
 
 MAX_DEPENDENCIES = 500
 # Extras and groups that hold what the tests need; "dev" only when none of these exists,
@@ -60,11 +60,16 @@ class PythonSetup:
     reasons: tuple[str, ...]
 
 
-def pretend_version(tag: str | None) -> str:
-    """A PEP 440 version from the repository's latest tag (``v1.2.3`` gives ``1.2.3``), or
-    ``0.0.0`` when there is none or it is not a version."""
-    if tag:
-        text = tag.strip().removeprefix("v").removeprefix("V")
+def pretend_version(tag: str | None, files: Mapping[str, str] | None = None) -> str:
+    """The version a build backend that reads git would give: the repository's latest tag
+    (``v1.2.3`` gives ``1.2.3``), else the ``Version:`` of a ``PKG-INFO`` (an unpacked
+    release), else ``0.0.0``. Anything that is not a PEP 440 version is passed over: a
+    version too low for the project's own dependants makes pip replace the project."""
+    candidates = [tag or ""]
+    pkg_info = (files or {}).get("PKG-INFO", "")
+    candidates += re.findall(r"^Version:\s*(\S+)\s*$", pkg_info, re.MULTILINE)[:1]
+    for candidate in candidates:
+        text = candidate.strip().removeprefix("v").removeprefix("V")
         if _PEP440.match(text):
             return text
     return "0.0.0"
@@ -73,7 +78,7 @@ def pretend_version(tag: str | None) -> str:
 def python_setup(files: Mapping[str, str], version: str = "0.0.0") -> PythonSetup | None:
     """The setup of a Python repository from its marker files (name -> text), or None when
     nothing needs installing. ``version`` is used where the version comes from git."""
-    pyproject = _toml(files.get("pyproject.toml"))
+    pyproject = read_toml(files.get("pyproject.toml"))
     steps: list[tuple[str, str]] = []  # (what, shell command)
     reasons: list[str] = []
     packaged = "build-system" in pyproject or "setup.py" in files
@@ -143,14 +148,14 @@ def _extras(pyproject: Mapping[str, Any], files: Mapping[str, str]) -> list[str]
     project = pyproject.get("project")
     if isinstance(project, dict) and isinstance(project.get("optional-dependencies"), dict):
         names += list(project["optional-dependencies"])
-    poetry = _table(pyproject, "tool", "poetry")
+    poetry = table(pyproject, "tool", "poetry")
     if isinstance(poetry.get("extras"), dict):
         names += list(poetry["extras"])
-    setup_cfg = _ini(files.get("setup.cfg"))
+    setup_cfg = read_ini(files.get("setup.cfg"))
     if setup_cfg is not None and setup_cfg.has_section("options.extras_require"):
         names += setup_cfg.options("options.extras_require")
     names += _setup_py_extras(files.get("setup.py"))
-    names += _tox_value(files.get("tox.ini"), "extras")
+    names += tox_value(files.get("tox.ini"), "extras")
     return [name for name in names if re.match(r"^[A-Za-z0-9][\w.-]*$", name)]
 
 
@@ -163,16 +168,16 @@ def _named_requirements(
         if isinstance(project, dict):
             extras = project.get("optional-dependencies")
             extras = extras if isinstance(extras, dict) else {}
-            deps = _strings(project.get("dependencies"))
-            deps += [dep for name in _pick(extras) for dep in _strings(extras.get(name))]
+            deps = strings(project.get("dependencies"))
+            deps += [dep for name in _pick(extras) for dep in strings(extras.get(name))]
             found.append(("pyproject.toml", deps))
-        setup_cfg = _ini(files.get("setup.cfg"))
+        setup_cfg = read_ini(files.get("setup.cfg"))
         if setup_cfg is not None and setup_cfg.has_option("options", "install_requires"):
             found.append(("setup.cfg", setup_cfg.get("options", "install_requires").splitlines()))
     found.append(("dependency groups", _dependency_groups(pyproject)))
     found.append(("Poetry groups", _poetry_groups(pyproject)))
     found.append(("PDM dev-dependencies", _pdm_groups(pyproject)))
-    found.append(("tox.ini", [d for d in _tox_value(files.get("tox.ini"), "deps")
+    found.append(("tox.ini", [d for d in tox_value(files.get("tox.ini"), "deps")
                               if not d.startswith("-")]))
     found.append(("noxfile.py", _nox_installs(files.get("noxfile.py"))))
     sources = [source for source, deps in found if clean_requirements(deps)]
@@ -196,7 +201,7 @@ def _group(groups: Mapping[str, Any], name: str, seen: set[str]) -> list[str]:
         return []
     seen.add(name)
     deps: list[str] = []
-    for item in _as_list(groups.get(name)):
+    for item in as_list(groups.get(name)):
         if isinstance(item, str):
             deps.append(item)
         elif isinstance(item, dict) and isinstance(item.get("include-group"), str):
@@ -205,20 +210,20 @@ def _group(groups: Mapping[str, Any], name: str, seen: set[str]) -> list[str]:
 
 
 def _poetry_groups(pyproject: Mapping[str, Any]) -> list[str]:
-    poetry = _table(pyproject, "tool", "poetry")
+    poetry = table(pyproject, "tool", "poetry")
     tables: list[object] = [poetry.get("dev-dependencies")]
     groups = poetry.get("group")
     if isinstance(groups, dict):
-        tables += [_table(groups, name, "dependencies") for name in _pick(groups)]
+        tables += [table(groups, name, "dependencies") for name in _pick(groups)]
     deps: list[str] = []
-    for table in tables:
-        if isinstance(table, dict):
-            deps += [_poetry_requirement(name, spec) for name, spec in table.items()
+    for section in tables:
+        if isinstance(section, dict):
+            deps += [poetry_requirement(name, spec) for name, spec in section.items()
                      if name.lower() != "python"]
     return deps
 
 
-def _poetry_requirement(name: str, spec: object) -> str:
+def poetry_requirement(name: str, spec: object) -> str:
     """A Poetry constraint as a PEP 508 requirement: ``^1.2`` and ``~1.2`` keep their lower
     bound only (enough for tests; pip resolves the rest)."""
     version = spec.get("version") if isinstance(spec, dict) else spec
@@ -233,10 +238,10 @@ def _poetry_requirement(name: str, spec: object) -> str:
 
 
 def _pdm_groups(pyproject: Mapping[str, Any]) -> list[str]:
-    groups = _table(pyproject, "tool", "pdm").get("dev-dependencies")
+    groups = table(pyproject, "tool", "pdm").get("dev-dependencies")
     if not isinstance(groups, dict):
         return []
-    return [dep for name in _pick(groups) for dep in _strings(groups.get(name))]
+    return [dep for name in _pick(groups) for dep in strings(groups.get(name))]
 
 
 def _requirements_files(files: Mapping[str, str]) -> list[str]:
@@ -249,10 +254,10 @@ def _requirements_files(files: Mapping[str, str]) -> list[str]:
     return list(dict.fromkeys([*base, *extra]))
 
 
-def _tox_value(text: str | None, key: str) -> list[str]:
+def tox_value(text: str | None, key: str) -> list[str]:
     """The lines of ``[testenv] key``, with ``{toxinidir}/`` dropped; lines with any other
     substitution are left out (they cannot be read without tox)."""
-    parser = _ini(text)
+    parser = read_ini(text)
     if parser is None or not parser.has_option("testenv", key):
         return []
     lines: list[str] = []
@@ -260,6 +265,8 @@ def _tox_value(text: str | None, key: str) -> list[str]:
         line = raw.split("#", 1)[0].strip().replace("{toxinidir}/", "")
         if line.startswith("-r"):
             continue  # a requirements file: installed on its own above when it is a test one
+        if re.match(r"^[\w{},!.-]+:\s", line):
+            continue  # "py38: mock": only for some environments
         if line and "{" not in line:
             lines += [part.strip() for part in line.split(",")] if key == "extras" else [line]
     return lines
@@ -267,7 +274,7 @@ def _tox_value(text: str | None, key: str) -> list[str]:
 
 def _nox_installs(text: str | None) -> list[str]:
     """String arguments of ``session.install(...)`` inside test sessions of a noxfile."""
-    tree = _python(text)
+    tree = read_python(text)
     if tree is None:
         return []
     deps: list[str] = []
@@ -285,7 +292,7 @@ def _nox_installs(text: str | None) -> list[str]:
 
 def _setup_py_extras(text: str | None) -> list[str]:
     """The keys of a literal ``extras_require={...}`` passed to ``setup()``."""
-    tree = _python(text)
+    tree = read_python(text)
     if tree is None:
         return []
     for node in ast.walk(tree):
@@ -298,7 +305,7 @@ def _setup_py_extras(text: str | None) -> list[str]:
 
 
 def _backend(pyproject: Mapping[str, Any], files: Mapping[str, str]) -> str:
-    backend = _table(pyproject, "build-system").get("build-backend")
+    backend = table(pyproject, "build-system").get("build-backend")
     if isinstance(backend, str) and backend:
         return backend.split(".", 1)[0].split(":", 1)[0]
     return "setuptools" if "setup.py" in files or "build-system" in pyproject else "unknown"
@@ -315,50 +322,3 @@ def clean_requirements(deps: Iterable[object]) -> list[str]:
         if text and not text.startswith(("-", "#")) and len(text) <= 300 and "\x00" not in text:
             seen.setdefault(text, None)
     return list(seen)[:MAX_DEPENDENCIES]
-
-
-# parsing, never raising ---------------------------------------------------------------------
-
-
-def _toml(text: str | None) -> dict[str, Any]:
-    if text is None:
-        return {}
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return {}
-
-
-def _ini(text: str | None) -> configparser.ConfigParser | None:
-    if text is None:
-        return None
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read_string(text)
-    except configparser.Error:
-        return None
-    return parser
-
-
-def _python(text: str | None) -> ast.Module | None:
-    if text is None:
-        return None
-    try:
-        return ast.parse(text)
-    except (SyntaxError, ValueError):
-        return None
-
-
-def _table(data: Mapping[str, Any], *keys: str) -> dict[str, Any]:
-    current: object = data
-    for key in keys:
-        current = current.get(key) if isinstance(current, dict) else None
-    return current if isinstance(current, dict) else {}
-
-
-def _as_list(value: object) -> list[object]:
-    return list(value) if isinstance(value, list) else []
-
-
-def _strings(value: object) -> list[str]:
-    return [item for item in _as_list(value) if isinstance(item, str)]

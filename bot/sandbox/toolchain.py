@@ -51,7 +51,8 @@ NODE_MARKERS = ("package.json", "package-lock.json", "npm-shrinkwrap.json")
 GO_MARKERS = ("go.mod",)
 # Read beside the markers: where test requirements and locked versions are written down.
 # They decide the setup (and its snapshot's key) but do not name a toolchain by themselves.
-MANIFEST_FILES = ("noxfile.py", "yarn.lock", "pnpm-lock.yaml", "go.sum", "vendor/modules.txt")
+MANIFEST_FILES = ("noxfile.py", "yarn.lock", "pnpm-lock.yaml", "go.sum", "vendor/modules.txt",
+                  "PKG-INFO")
 MARKER_FILES = (*PYTHON_MARKERS, *NODE_MARKERS, *GO_MARKERS, *MANIFEST_FILES)
 # requirements-dev.txt, test-requirements.txt, requirements/test.txt, ...: read by pattern.
 _REQUIREMENTS_GLOBS = ("requirements*.txt", "*requirements.txt", "requirements/*.txt")
@@ -93,6 +94,27 @@ _NPM_SETUP = (
     ' mv node_modules "$FORGEBOT_DEPS/node/node_modules"'
 )
 _NPM_TEST_TAP = 'exec forgebot-junit --format tap --name "npm test" -- npm test'
+_JASMINE_HELPER = """\
+const fs = require("fs");
+const report = { testResults: [] };
+const suites = new Map();
+jasmine.getEnv().addReporter({
+  specDone(result) {
+    const name = result.filename || "jasmine";
+    if (!suites.has(name)) {
+      suites.set(name, { name, assertionResults: [] });
+      report.testResults.push(suites.get(name));
+    }
+    const status = { passed: "passed", failed: "failed" }[result.status] || "pending";
+    const messages = (result.failedExpectations || []).map((e) => String(e.message));
+    suites.get(name).assertionResults.push(
+      { ancestorTitles: [], title: result.fullName, status, failureMessages: messages });
+  },
+  jasmineDone() {
+    fs.writeFileSync("/tmp/forgebot-jasmine.json", JSON.stringify(report));
+  },
+});
+"""
 _NPM_TEST = {
     # jest writes its own JSON report; forgebot-junit turns it into JUnit.
     "jest": (
@@ -107,6 +129,13 @@ _NPM_TEST = {
     "mocha": (
         'exec forgebot-junit --name "npm test" -- npm test -- --reporter=xunit'
         ' --reporter-option=output="$FORGEBOT_JUNIT"'
+    ),
+    # jasmine has no file reporter: a helper, written to /tmp by the command itself, adds one
+    # that writes jest's JSON shape, which forgebot-junit already reads.
+    "jasmine": (
+        f"cat > /tmp/forgebot-jasmine.js <<'FORGEBOT'\n{_JASMINE_HELPER}FORGEBOT\n"
+        'exec forgebot-junit --format jest-json --input /tmp/forgebot-jasmine.json --name'
+        ' "npm test" -- npm test -- --helper=/tmp/forgebot-jasmine.js'
     ),
 }
 
@@ -418,7 +447,7 @@ def _node_runner(script: str) -> str | None:
     if not words:
         return None
     program = words[0].rsplit("/", 1)[-1]
-    if program in ("jest", "vitest", "mocha"):
+    if program in ("jest", "vitest", "mocha", "jasmine"):
         return program
     if program == "node" and "--test" in words:
         return "node --test"

@@ -572,6 +572,14 @@ def test_normalise_path(path: str, normal: str | None) -> None:
         ("src/testing.py", False),
         ("src/contest.py", False),
         ("tests.py", False),
+        ("test.js", True),
+        ("lib/test.mjs", True),
+        ("specs/dep_graph_spec.js", True),
+        ("lib/graph_spec.js", True),
+        ("testing/test_iniconfig.py", True),
+        ("testing/conftest.py", True),
+        ("lib/latest.js", False),
+        ("lib/inspect.js", False),
     ],
 )
 def test_is_test_path(path: str, expected: bool) -> None:

@@ -204,6 +204,21 @@ def test_pretend_version_from_a_tag(tag: str | None, version: str) -> None:
     assert pretend_version(tag) == version
 
 
+def test_pretend_version_of_an_unpacked_release_without_tags() -> None:
+    pkg_info = "Metadata-Version: 2.1\nName: pluggy\nVersion: 1.7.0\n"
+
+    assert pretend_version(None, {"PKG-INFO": pkg_info}) == "1.7.0"
+    assert pretend_version("v2.0", {"PKG-INFO": pkg_info}) == "2.0"
+
+
+def test_tox_deps_for_some_environments_only_are_left_out() -> None:
+    tox = "[testenv]\ndeps =\n    pytest\n    coverage: coverage\n    py{38,39}: mock\n"
+
+    (install,) = _commands(_setup({"tox.ini": tox}))
+
+    assert shlex.split(install.split(" -- ", 1)[1]) == ["pytest"]
+
+
 def test_a_packaged_project_tests_with_src_first_on_the_path() -> None:
     images = {"python": "forgebot-runner-python:1"}
     packaged = detect_toolchain({"pyproject.toml": HATCH}, ToolchainOverride(), images)
