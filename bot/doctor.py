@@ -29,7 +29,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
                 f"{s.sandbox.pids} pids), {s.scheduler.concurrency} concurrent job(s), "
                 f"listening on {s.web.host}:{s.web.port}")
     checks: list[Callable[[Settings], Check]] = [
-        _git, _docker, _runner_image, _store, _model, _policy, _local_forge,
+        _git, _docker, _runner_image, _egress, _store, _model, _policy, _local_forge,
     ]
     for check in checks:
         try:
@@ -60,6 +60,25 @@ def _docker(settings: Settings) -> Check:
 
     hardening = DockerSandbox(client, settings.sandbox.docker).hardening()
     return Check("docker engine", True, f"Docker {version}; sandboxes: " + "; ".join(hardening))
+
+
+def _egress(settings: Settings) -> Check:
+    """The setup phase's egress proxy (squid) and the CA bundle it is given."""
+    from bot.config import DEFAULT_CA_BUNDLE
+    from bot.sandbox.options import load_ca_bundle
+
+    options = settings.sandbox.docker
+    squid = shutil.which(options.egress_proxy)
+    if squid is None:
+        return Check("egress proxy", False, f"{options.egress_proxy!r} not found",
+                     "apt-get install squid (the setup phase reaches registries through it)")
+    bundle = settings.sandbox.ca_bundle
+    if bundle is None or (bundle == DEFAULT_CA_BUNDLE and not bundle.exists()):
+        ca = "the image's own CA certificates"
+    else:
+        ca = f"CA bundle {bundle} ({len(load_ca_bundle(bundle)) // 1024} KB, certificates only)"
+    return Check("egress proxy", True, f"{squid} on the internal network "
+                 f"{options.egress_network!r}; {ca}")
 
 
 def _runner_image(settings: Settings) -> Check:

@@ -10,16 +10,18 @@ python      pyproject.toml, setup.cfg, setup.py, pytest.ini,          pytest --j
             tox.ini, requirements.txt
 node        package.json with a ``test`` script                       npm test, through
                                                                       forgebot-junit (TAP,
-                                                                      jest JSON) or the
-                                                                      runner's own JUnit
+                                                                      jest or jasmine JSON)
+                                                                      or the runner's own
+                                                                      JUnit
 go          go.mod                                                    go test -json, through
                                                                       forgebot-junit
 ==========  =======================================================  ========================
 
 Every test command writes its JUnit report to ``$FORGEBOT_JUNIT``. A setup command (install
-dependencies) is proposed only when the repository declares dependencies; it installs them
-under ``$FORGEBOT_DEPS`` (``/deps``), outside the repository, so that a snapshot of the setup
-keeps them while the repository is replaced.
+dependencies) is proposed when the repository is a packaged Python project or declares
+dependencies (``bot.sandbox.python_setup`` says how for Python); it installs them under
+``$FORGEBOT_DEPS`` (``/deps``), outside the repository, so that a snapshot of the setup keeps
+them while the repository is replaced.
 
 A repository may override the choice in ``.forgebot.yml`` with the top-level keys ``image``,
 ``setup`` and ``test`` (``split_repo_config``). The image must be one the bot knows: the
@@ -89,10 +91,22 @@ GO_SETUP: Command = ("go", "mod", "download")
 # npm installs in the repository (so relative "file:" dependencies resolve), then the tree
 # moves to $FORGEBOT_DEPS/node, which the node image links as /node_modules: a parent of the
 # repository, where Node and npm look for packages. The repository itself is not kept.
+# Workspace packages are linked into node_modules relatively (../packages/x): the links are
+# made absolute (into /sandbox/repo, where the repository always is) before the move.
 _NPM_SETUP = (
-    'set -e; npm {verb}; mkdir -p "$FORGEBOT_DEPS/node";'
+    'set -e; {install}; mkdir -p "$FORGEBOT_DEPS/node";'
+    ' find node_modules -maxdepth 2 -type l | while read -r link; do'
+    ' ln -sfn "$(realpath -m "$link")" "$link"; done;'
     ' mv node_modules "$FORGEBOT_DEPS/node/node_modules"'
 )
+# The package manager a lockfile asks for; yarn and pnpm come from the npm registry (npx),
+# pinned to a major version, through the same egress proxy.
+_NODE_INSTALL = {
+    "package-lock.json": "npm ci",
+    "npm-shrinkwrap.json": "npm ci",
+    "yarn.lock": "npx --yes yarn@1 install --frozen-lockfile --ignore-engines --non-interactive",
+    "pnpm-lock.yaml": "npx --yes pnpm@8 install --frozen-lockfile --config.node-linker=hoisted",
+}
 _NPM_TEST_TAP = 'exec forgebot-junit --format tap --name "npm test" -- npm test'
 _JASMINE_HELPER = """\
 const fs = require("fs");
@@ -429,8 +443,9 @@ def _node_setup(package: Mapping[str, Any], files: Mapping[str, str]) -> Command
     )
     if not declared:
         return None
-    locked = "package-lock.json" in files or "npm-shrinkwrap.json" in files
-    return _sh(_NPM_SETUP.replace("{verb}", "ci" if locked else "install"))
+    lockfile = next((name for name in _NODE_INSTALL if name in files), None)
+    install = _NODE_INSTALL[lockfile] if lockfile else "npm install"
+    return _sh(_NPM_SETUP.replace("{install}", install))
 
 
 def _node_runner(script: str) -> str | None:

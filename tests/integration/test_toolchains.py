@@ -167,3 +167,41 @@ def test_node_setup_snapshot_installs_a_dependency_offline(
     assert result.exit_code == 0, result.stdout + result.stderr
     assert result.junit is not None
     assert (result.junit.passed, result.junit.failed) == (4, 0)
+
+
+def test_node_workspace_packages_resolve_from_the_snapshot(
+    sandbox: DockerSandbox, tmp_path: Path
+) -> None:
+    """npm links a workspace's packages into node_modules relatively; the setup makes the
+    links absolute before node_modules moves under /deps, so the tests still find them."""
+    root = tmp_path / "workspace"
+    shutil.copytree(REPOS / "node-sample", root)
+    (root / "test" / "broken.test.js").unlink()
+    package = json.loads((root / "package.json").read_text())
+    package["workspaces"] = ["packages/*"]
+    package["devDependencies"] = {"shout": "*"}
+    (root / "package.json").write_text(json.dumps(package))
+    shout = root / "packages" / "shout"
+    shout.mkdir(parents=True)
+    (shout / "package.json").write_text(json.dumps({"name": "shout", "version": "1.0.0"}))
+    (shout / "index.js").write_text("module.exports = (s) => s.toUpperCase();\n")
+    (root / "test" / "shout.test.js").write_text(
+        "const test = require('node:test');\nconst assert = require('node:assert');\n"
+        "const shout = require('shout');\n"
+        "test('shouts', () => { assert.strictEqual(shout('hi'), 'HI'); });\n"
+    )
+    toolchain = _detect(root)
+    assert toolchain.setup is not None
+
+    made = sandbox.snapshot_setup(
+        toolchain.image, tar_directory(root), list(toolchain.setup), LIMITS, LABELS
+    )
+    try:
+        assert made.image is not None, made.result.stdout + made.result.stderr
+        result = _run_tests(sandbox, made.image, root, toolchain.test)
+    finally:
+        if made.image is not None:
+            sandbox.remove_snapshot(made.image)
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.junit is not None and result.junit.failed == 0 and result.junit.passed >= 4

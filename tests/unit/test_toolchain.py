@@ -181,6 +181,23 @@ def test_node_setup_uses_npm_ci_with_a_lock_file() -> None:
     assert setup[2].endswith('mv node_modules "$FORGEBOT_DEPS/node/node_modules"')
 
 
+@pytest.mark.parametrize(
+    ("lockfile", "install"),
+    [("yarn.lock", "npx --yes yarn@1 install --frozen-lockfile"),
+     ("pnpm-lock.yaml", "npx --yes pnpm@8 install --frozen-lockfile"),
+     ("npm-shrinkwrap.json", "npm ci")],
+)
+def test_node_setup_follows_the_lockfile(lockfile: str, install: str) -> None:
+    files = {"package.json": _package({"test": "jest"}, devDependencies={"jest": "^29"}),
+             lockfile: "# lock\n"}
+
+    setup = _detect(files).setup
+
+    assert setup is not None and setup[2].startswith(f"set -e; {install}")
+    # workspace links become absolute before node_modules moves under /deps
+    assert 'ln -sfn "$(realpath -m "$link")" "$link"' in setup[2]
+
+
 def test_node_setup_uses_npm_install_without_a_lock_file() -> None:
     files = {"package.json": _package({"test": "node --test"}, dependencies={"left-pad": "1"})}
 
