@@ -184,6 +184,7 @@ class Prepared:
     feedback: str = ""  # from /retry or /revise, appended to the task
     # How the repository was set up (toolchain, dependencies, egress), for the report.
     setup_lines: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # for the people: what the bot did to the task
 
     @property
     def policy(self) -> Policy:

@@ -12,10 +12,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot import gitops
+from bot.agent.instructions import InstructionFile
 from bot.agent.loop import AgentResult, AgentSettings, AgentTask, run_agent
 from bot.agent.models import ModelRouter
 from bot.config import Role, Settings, Switch
 from bot.errors import GitError
+from bot.hidden_text import clean, describe
 from bot.pipeline import approval
 from bot.pipeline.attempt import (
     Prepared,
@@ -39,9 +41,7 @@ def implement(rt: Runtime, rec: Recorder, prepared: Prepared) -> AgentResult:
                               wall_clock_s=max(1.0, rec.deadline - time.monotonic()),
                               cache_dir=rt.settings.data_dir.resolve() / "index" / job.forge
                               / job.repo.replace("/", "__"))
-    task = AgentTask(prepared.issue.title, prepared.issue.body + prepared.feedback,
-                     instructions=instructions,
-                     recent_files=_recent_files(prepared))
+    task = _visible_task(rec, prepared, instructions)
     observer = _Observer(rec)
     try:
         # A large change waits here for /approve (JobStopped) before anything is edited.
@@ -62,6 +62,26 @@ def implement(rt: Runtime, rec: Recorder, prepared: Prepared) -> AgentResult:
         raise JobStopped(Outcome.CONTEXT_TOO_SMALL, result.notes[-1] if result.notes else
                          "The model's context window cannot hold the minimum prompt.")
     return result
+
+
+def _visible_task(rec: Recorder, prepared: Prepared,
+                  instructions: tuple[InstructionFile, ...]) -> AgentTask:
+    """The task as a person reads it: hidden content (HTML comments, link-definition
+    comments, invisible and bidi characters) removed from the issue, the feedback and the
+    instruction files, and counted (never quoted) in the events and the comments."""
+    title, body = clean(prepared.issue.title), clean(prepared.issue.body + prepared.feedback)
+    removed = title.removed + body.removed
+    visible = []
+    for item in instructions:
+        cleaned = clean(item.text)
+        removed += cleaned.removed
+        visible.append(replace(item, text=cleaned.text))
+    if removed:
+        rec.event("prompt.hygiene", removed=dict(removed))
+        prepared.notes.append("Hidden content was removed from the task before the model saw "
+                              f"it: {describe(removed)}.")
+    return AgentTask(title.text, body.text, instructions=tuple(visible),
+                     recent_files=_recent_files(prepared))
 
 
 def agent_settings(settings: Settings, models: ModelRouter, max_iterations: int,

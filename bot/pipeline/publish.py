@@ -36,7 +36,7 @@ def publish(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult,
         issue_title=prepared.issue.title, outcome=Outcome.NO_CHANGES,
         files=_file_changes(v.changes), iterations=agent.iterations, gate_lines=_gate_lines(v),
         instructions=agent.instructions_used, setup_lines=tuple(prepared.setup_lines),
-        dependency_lines=v.dependencies.lines,
+        dependency_lines=v.dependencies.lines, notes=tuple(prepared.notes),
         tests=v.tests.junit if v.tests else None,
         test_exit=v.tests.exit_code if v.tests else None,
     )

@@ -47,6 +47,7 @@ class Report:
     setup_lines: Sequence[str] = ()  # how the repository was set up: toolchain, dependencies
     dependency_lines: Sequence[str] = ()  # dependencies the change adds, removes or changes
     dependency_draft: bool = False  # a draft because of them (checks.new_dependencies: draft)
+    notes: Sequence[str] = ()  # what the bot did to the task (hidden content removed)
 
 
 def _tests_line(report: Report) -> str:
@@ -109,6 +110,8 @@ def pull_body(report: Report) -> str:
         lines += ["", f"Repository instructions followed: {used} (from the default branch)."]
     if report.setup_lines:
         lines += ["", "## Setup", *[f"- {line}" for line in report.setup_lines]]
+    if report.notes:
+        lines += ["", *[f"> {note}" for note in report.notes]]
     lines += [
         "",
         "## Gates",
@@ -234,6 +237,8 @@ def _finished_text(report: Report) -> str:
         lines += ["", "Why:", *[f"- {g}" for g in blocked]]
     if report.setup_lines:
         lines += ["", *[f"- {line}" for line in report.setup_lines]]
+    if report.notes:
+        lines += ["", *report.notes]
     if report.detail:
         lines += ["", report.detail]
     return "\n".join(lines)

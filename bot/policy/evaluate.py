@@ -33,6 +33,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from bot.hidden_text import describe as describe_hidden
+from bot.hidden_text import hidden_characters
 from bot.policy.changeset import SUBMODULE_MODE, SYMLINK_MODE, ChangeSet, FileChange, FileStatus
 from bot.policy.glob import first_match
 from bot.policy.model import ForbiddenPattern, Policy
@@ -80,6 +82,8 @@ def evaluate(policy: Policy, changes: ChangeSet) -> list[Violation]:
         if policy.checks.forbid_test_deletion:
             violations.extend(_test_violations(change))
         violations.extend(forbidden_pattern_violations(policy.checks.forbidden_patterns, change))
+        if policy.checks.forbid_invisible_characters:
+            violations.extend(invisible_character_violations(change))
     violations.extend(_limit_violations(policy, changes))
     return violations
 
@@ -216,6 +220,19 @@ def forbidden_pattern_violations(
                     line.number,
                     item.description or f"matches the forbidden pattern {item.name!r}",
                 )
+
+
+def invisible_character_violations(change: FileChange) -> Iterator[Violation]:
+    """An added line holding bidirectional controls, zero-width or Unicode tag characters,
+    in any file and any language: code that reads differently from what it does (the Trojan
+    Source class) or carries text no reviewer sees."""
+    for line in change.added:
+        found = hidden_characters(line.text)
+        if found:
+            yield _violation(
+                "checks.invisible_characters", change.path, line.number,
+                f"holds {describe_hidden(found)}: what a reviewer sees is not what runs",
+            )
 
 
 @lru_cache(maxsize=256)

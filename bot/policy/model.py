@@ -248,6 +248,11 @@ class Checks(_Strict):
     )
     secret_scan: bool = True
     forbid_test_deletion: bool = True
+    forbid_invisible_characters: bool = Field(
+        default=True,
+        description="An added line may not hold bidirectional controls, zero-width or Unicode "
+        "tag characters (the Trojan Source class), in any file.",
+    )
     forbidden_patterns: tuple[ForbiddenPattern, ...] = Field(
         default_factory=default_forbidden_patterns,
         strict=False,
