@@ -4,7 +4,9 @@ clean up after."""
 from __future__ import annotations
 
 import gc
+import io
 import os
+import tarfile
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -55,3 +57,15 @@ def docker_engine(images: Iterable[str], cleanup_label: str | None = None
             for volume in engine.volumes.list(filters=selector):
                 volume.remove(force=True)
         engine.close()
+
+
+def tar_of(files: dict[str, str]) -> bytes:
+    """An uncompressed tar of small text files owned by uid 1000."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            member = tarfile.TarInfo(name)
+            member.size, member.mode, member.uid, member.gid = len(data), 0o644, 1000, 1000
+            tar.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()

@@ -5,9 +5,7 @@ package registries (PyPI) that these machines reach."""
 
 from __future__ import annotations
 
-import io
 import shutil
-import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from bot.sandbox.base import Limits, SetupCache
 from bot.sandbox.docker import RUNNER_IMAGE, DockerSandbox
 from bot.sandbox.docker_setup import CACHE_LABEL, SCOPE_LABEL
 from bot.sandbox.options import DockerOptions, load_ca_bundle
-from tests.integration.docker_engine import docker_engine
+from tests.integration.docker_engine import docker_engine, tar_of
 
 pytestmark = pytest.mark.docker
 
@@ -47,15 +45,7 @@ def sandbox(client: docker.DockerClient) -> DockerSandbox:
     return DockerSandbox(client, options, ca_bundle=bundle)
 
 
-def _tree(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            member = tarfile.TarInfo(name)
-            member.size = len(data)
-            tar.addfile(member, io.BytesIO(data))
-    return buffer.getvalue()
+_tree = tar_of
 
 
 FETCH = """

@@ -41,7 +41,7 @@ from bot.sandbox.docker import (
 from bot.sandbox.options import DockerOptions
 from bot.sandbox.tarball import tar_directory
 from bot.service import build_service
-from tests.integration.docker_engine import docker_engine
+from tests.integration.docker_engine import docker_engine, tar_of
 
 pytestmark = pytest.mark.docker
 
@@ -68,16 +68,7 @@ def session(sandbox: DockerSandbox) -> Iterator[DockerSession]:
         yield started
 
 
-def _tree(files: dict[str, str]) -> bytes:
-    """An uncompressed tar of small text files owned by uid 1000."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            member = tarfile.TarInfo(name)
-            member.size, member.mode, member.uid, member.gid = len(data), 0o644, 1000, 1000
-            tar.addfile(member, io.BytesIO(data))
-    return buffer.getvalue()
+_tree = tar_of
 
 
 def _sh(session: DockerSession, script: str, timeout_s: int = 30) -> Result:

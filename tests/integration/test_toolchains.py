@@ -80,6 +80,22 @@ def _run_tests(sandbox: DockerSandbox, image: str, root: Path, test: tuple[str, 
         return session.run(list(test), LIMITS.timeout_s)
 
 
+def _set_up_and_test(sandbox: DockerSandbox, root: Path) -> Result:
+    """The detected setup as a snapshot (offline), then the tests from it on a fresh copy of
+    the repository (without node_modules); the snapshot is removed after."""
+    toolchain = _detect(root)
+    assert toolchain.setup is not None
+    made = sandbox.snapshot_setup(
+        toolchain.image, tar_directory(root), list(toolchain.setup), LIMITS, LABELS
+    )
+    try:
+        assert made.image is not None, made.result.stdout + made.result.stderr
+        return _run_tests(sandbox, made.image, root, toolchain.test)
+    finally:
+        if made.image is not None:
+            sandbox.remove_snapshot(made.image)
+
+
 @pytest.mark.parametrize("sample", SAMPLES.keys())
 def test_failing_test_is_reported_by_name(sandbox: DockerSandbox, sample: str) -> None:
     name, failure, _ = SAMPLES[sample]
@@ -149,20 +165,12 @@ def test_node_setup_snapshot_installs_a_dependency_offline(
         "const greet = require('greet');\n"
         "test('greets', () => { assert.strictEqual(greet('you'), 'hello you'); });\n"
     )
-    toolchain = _detect(root)
-    assert toolchain.setup is not None and "npm install" in toolchain.setup[-1]
+    setup = _detect(root).setup
+    assert setup is not None and "npm install" in setup[-1]
 
-    made = sandbox.snapshot_setup(
-        toolchain.image, tar_directory(root), list(toolchain.setup), LIMITS, LABELS
-    )
-    try:
-        assert made.image is not None, made.result.stdout + made.result.stderr
-        # The dependency lives in the snapshot, not in the repository: a fresh copy of the
-        # repository, without node_modules, still finds it.
-        result = _run_tests(sandbox, made.image, root, toolchain.test)
-    finally:
-        if made.image is not None:
-            sandbox.remove_snapshot(made.image)
+    # The dependency lives in the snapshot, not in the repository: a fresh copy of the
+    # repository, without node_modules, still finds it.
+    result = _set_up_and_test(sandbox, root)
 
     assert result.exit_code == 0, result.stdout + result.stderr
     assert result.junit is not None
@@ -190,18 +198,7 @@ def test_node_workspace_packages_resolve_from_the_snapshot(
         "const shout = require('shout');\n"
         "test('shouts', () => { assert.strictEqual(shout('hi'), 'HI'); });\n"
     )
-    toolchain = _detect(root)
-    assert toolchain.setup is not None
-
-    made = sandbox.snapshot_setup(
-        toolchain.image, tar_directory(root), list(toolchain.setup), LIMITS, LABELS
-    )
-    try:
-        assert made.image is not None, made.result.stdout + made.result.stderr
-        result = _run_tests(sandbox, made.image, root, toolchain.test)
-    finally:
-        if made.image is not None:
-            sandbox.remove_snapshot(made.image)
+    result = _set_up_and_test(sandbox, root)
 
     assert result.exit_code == 0, result.stdout + result.stderr
     assert result.junit is not None and result.junit.failed == 0 and result.junit.passed >= 4
