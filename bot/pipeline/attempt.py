@@ -179,8 +179,9 @@ class Prepared:
     base_sha: str
     attempt_root: Path
     setup: RepoSetup | None = None  # the job's policy and toolchain, once read
-    image: str = ""  # what sessions start from: the setup snapshot, or the runner image
-    snapshot: str | None = None  # the setup snapshot to remove at the end
+    # What sessions start from: the kept setup snapshot (never removed with the job: later
+    # jobs reuse it; the reaper bounds them), or the runner image.
+    image: str = ""
     feedback: str = ""  # from /retry or /revise, appended to the task
     # How the repository was set up (toolchain, dependencies, egress), for the report.
     setup_lines: list[str] = field(default_factory=list)

@@ -1,5 +1,5 @@
 """The prepare stage: the mirror, the attempt's worktree, the repository's policy and
-toolchain, and its dependencies installed once in a snapshot."""
+toolchain, and its dependencies: from a kept snapshot, or installed once into a new one."""
 
 from __future__ import annotations
 
@@ -120,9 +120,6 @@ def _set_up_repository(rt: Runtime, rec: Recorder, prepared: Prepared) -> None:
 
 
 def cleanup(rt: Runtime, prepared: Prepared) -> None:
-    if prepared.snapshot is not None and isinstance(rt.sandbox, SetupSnapshots):
-        rt.sandbox.remove_snapshot(prepared.snapshot)
-        prepared.snapshot = None
     for sub in ("agent", "trusted", "base"):
         try:
             gitops.remove_worktree(prepared.mirror, prepared.attempt_root / sub)
