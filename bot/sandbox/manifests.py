@@ -61,13 +61,12 @@ def dependency_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[D
 
 def declared(files: Mapping[str, str]) -> dict[str, str]:
     """``name -> spec`` of everything the files declare, in every section (a test extra as
-    much as a runtime dependency); names are lower-case with ``_`` and ``.`` as ``-``. A name
-    declared twice keeps its specs joined with ``; ``."""
+    much as a runtime dependency); Python names normalised as PyPI does (lower-case, runs of
+    ``-_.`` as ``-``). A name declared twice keeps its specs joined with ``; ``."""
     specs: dict[str, list[str]] = {}
     for name, spec in (*_python(files), *_node(files), *_go(files)):
-        key = re.sub(r"[-_.]+", "-", name.lower())
-        if spec not in specs.setdefault(key, []):
-            specs[key].append(spec)
+        if spec not in specs.setdefault(name, []):
+            specs[name].append(spec)
     return {name: "; ".join(s for s in values if s) for name, values in specs.items()}
 
 
@@ -119,7 +118,7 @@ def _requirement(line: str) -> tuple[str, str] | None:
     match = _NAME.match(text)
     if match is None:
         return None
-    return match.group(1), " ".join(match.group(3).split())[:200]
+    return re.sub(r"[-_.]+", "-", match.group(1).lower()), " ".join(match.group(3).split())[:200]
 
 
 def _node(files: Mapping[str, str]) -> list[tuple[str, str]]:
