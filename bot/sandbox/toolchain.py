@@ -91,12 +91,14 @@ GO_SETUP: Command = ("go", "mod", "download")
 # npm installs in the repository (so relative "file:" dependencies resolve), then the tree
 # moves to $FORGEBOT_DEPS/node, which the node image links as /node_modules: a parent of the
 # repository, where Node and npm look for packages. The repository itself is not kept.
-# Workspace packages are linked into node_modules relatively (../packages/x): the links are
-# made absolute (into /sandbox/repo, where the repository always is) before the move.
+# Workspace packages are linked into node_modules relatively (../packages/x): links that
+# leave node_modules are made absolute (into /sandbox/repo, where the repository always is)
+# before the move; those inside it (.bin/mocha -> ../mocha/bin/mocha) stay relative.
 _NPM_SETUP = (
     'set -e; {install}; mkdir -p "$FORGEBOT_DEPS/node";'
     ' find node_modules -maxdepth 2 -type l | while read -r link; do'
-    ' ln -sfn "$(realpath -m "$link")" "$link"; done;'
+    ' target="$(realpath -m "$link")"; case "$target" in "$PWD/node_modules/"*) ;;'
+    ' *) ln -sfn "$target" "$link";; esac; done;'
     ' mv node_modules "$FORGEBOT_DEPS/node/node_modules"'
 )
 # The package manager a lockfile asks for; yarn and pnpm come from the npm registry (npx),

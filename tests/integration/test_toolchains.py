@@ -132,17 +132,19 @@ def test_passing_run_is_reported_as_passing(
 
 
 def _npm_tarball(name: str, source: str) -> bytes:
-    """An npm package tarball (what `npm pack` makes) holding one module."""
+    """An npm package tarball (what `npm pack` makes) holding one module and a command."""
     files = {
-        "package/package.json": json.dumps({"name": name, "version": "1.0.0", "main": "index.js"}),
+        "package/package.json": json.dumps({"name": name, "version": "1.0.0", "main": "index.js",
+                                            "bin": {name: "cli.js"}}),
         "package/index.js": source,
+        "package/cli.js": "#!/usr/bin/env node\nconsole.log(require('./index.js')('cli'));\n",
     }
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for path, text in files.items():
             data = text.encode()
             member = tarfile.TarInfo(path)
-            member.size, member.mode = len(data), 0o644
+            member.size, member.mode = len(data), 0o755 if path.endswith("cli.js") else 0o644
             tar.addfile(member, io.BytesIO(data))
     return buffer.getvalue()
 
@@ -162,8 +164,12 @@ def test_node_setup_snapshot_installs_a_dependency_offline(
     (root / "test" / "broken.test.js").unlink()
     (root / "test" / "greet.test.js").write_text(
         "const test = require('node:test');\nconst assert = require('node:assert');\n"
+        "const { execFileSync } = require('node:child_process');\n"
         "const greet = require('greet');\n"
         "test('greets', () => { assert.strictEqual(greet('you'), 'hello you'); });\n"
+        # The package's command, linked in node_modules/.bin, still runs from /deps.
+        "test('has its command', () => { assert.strictEqual(execFileSync("
+        "'/node_modules/.bin/greet').toString(), 'hello cli\\n'); });\n"
     )
     setup = _detect(root).setup
     assert setup is not None and "npm install" in setup[-1]
@@ -174,7 +180,7 @@ def test_node_setup_snapshot_installs_a_dependency_offline(
 
     assert result.exit_code == 0, result.stdout + result.stderr
     assert result.junit is not None
-    assert (result.junit.passed, result.junit.failed) == (4, 0)
+    assert (result.junit.passed, result.junit.failed) == (5, 0)
 
 
 def test_node_workspace_packages_resolve_from_the_snapshot(
