@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from bot.pipeline.approval import fenced
 from bot.policy.model import Policy
 from bot.sandbox.base import Result, SetupCache, SetupResult
 from bot.sandbox.egress import EgressRecord, allowed_hosts, describe, refused_hosts
@@ -173,7 +174,7 @@ def explain_failure(outcome: SetupResult, egress: Sequence[str] | None) -> str:
                      "`.forgebot.yml` if the detected one is wrong.")
     tail = "\n".join(output.splitlines()[-MAX_TAIL_LINES:])
     return "The setup could not install this repository's dependencies.\n\n" + "\n".join(
-        lines) + "\n\nIts last lines:\n\n" + fence(tail)
+        lines) + "\n\nIts last lines:\n\n" + fenced(tail)
 
 
 def _matches(cause: _Cause, output: str) -> bool:
@@ -184,10 +185,3 @@ def _last_step(result: Result) -> str | None:
     steps = [line.split(":", 2)[-1].strip() for line in result.stdout.splitlines()
              if line.startswith(STEP_PREFIX)]
     return f"step “{steps[-1]}”" if steps else None
-
-
-def fence(text: str) -> str:
-    """``text`` in a code fence longer than any run of backticks it holds."""
-    longest = max((len(run) for run in re.findall("`+", text)), default=0)
-    ticks = "`" * max(3, longest + 1)
-    return f"{ticks}text\n{text}\n{ticks}"
