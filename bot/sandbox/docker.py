@@ -652,6 +652,10 @@ class DockerSession:
         counters = self._cgroup_counters()
         if leftover:
             self._kill_leftovers()
+        if counters is None and self._broken is None:
+            # The read can fail while a fork bomb's last processes still hold every pid;
+            # once they are gone a process starts again, and the kernel's counts are kept.
+            counters = self._cgroup_counters()
         if counters is not None:
             oom_kills, pids_hits = counters
             grew_oom, grew_pids = oom_kills > self._oom_kills, pids_hits > self._pids_hits
