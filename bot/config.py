@@ -272,6 +272,9 @@ class Settings(_Strict):
     data_dir: Path = Path("var")
     bot_user: str = "forgebot"
     policy_file: Path | None = None  # empty: the shipped policies/default.yml
+    # The structural gate's semgrep rules (a folder of YAML files); empty: the shipped
+    # policies/semgrep/.
+    analysis_rules: Path | None = None
     store: StoreSettings = StoreSettings()
     web: WebSettings = WebSettings()
     scheduler: SchedulerSettings = SchedulerSettings()

@@ -29,7 +29,8 @@ def run_checks(settings: Settings) -> Iterator[Check]:
                 f"{s.sandbox.pids} pids), {s.scheduler.concurrency} concurrent job(s), "
                 f"listening on {s.web.host}:{s.web.port}")
     checks: list[Callable[[Settings], Check]] = [
-        _git, _docker, _runner_image, _egress, _store, _model, _policy, _local_forge,
+        _git, _docker, _runner_image, _egress, _analyzer, _store, _model, _policy,
+        _local_forge,
     ]
     for check in checks:
         try:
@@ -79,6 +80,23 @@ def _egress(settings: Settings) -> Check:
         ca = f"CA bundle {bundle} ({len(load_ca_bundle(bundle)) // 1024} KB, certificates only)"
     return Check("egress proxy", True, f"{squid} on the internal network "
                  f"{options.egress_network!r}; {ca}")
+
+
+def _analyzer(settings: Settings) -> Check:
+    """The structural gate's engine and rules (bot.analyzer)."""
+    from bot import analyzer
+
+    rules = settings.analysis_rules or analyzer.RULES_DIR
+    try:
+        core = analyzer.engine()
+    except analyzer.AnalyzerError as exc:
+        return Check("analyzer", False, str(exc), "make deps")
+    files = sorted(rules.rglob("*.yml")) if rules.is_dir() else []
+    if not files:
+        return Check("analyzer", False, f"no rule files in {rules}",
+                     "set analysis_rules to the folder of semgrep rules (policies/semgrep)")
+    return Check("analyzer", True, f"semgrep engine {core}; "
+                 f"{len(files)} rule file(s) in {rules}")
 
 
 def _runner_image(settings: Settings) -> Check:

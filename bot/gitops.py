@@ -296,6 +296,12 @@ def diff(worktree: Path, base_sha: str) -> str:
     )  # fmt: skip
 
 
+def read_file(worktree: Path, rev: str, path: str) -> str:
+    """The content of ``path`` at commit ``rev``, as stored (no filters, no textconv);
+    bytes that are not UTF-8 kept as surrogate escapes."""
+    return run(["cat-file", "blob", f"{_check_sha(rev)}:{path}"], cwd=worktree)
+
+
 def apply_patch(worktree: Path, patch: str) -> None:
     """Apply ``patch`` to the worktree and its index.
 

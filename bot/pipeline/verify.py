@@ -6,22 +6,29 @@ Nothing the sandbox said is believed: everything here runs on the trusted copy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bot import gitops
+from bot import analyzer, gitops
 from bot.agent.loop import AgentResult
 from bot.pipeline import evidence
 from bot.pipeline.attempt import Prepared, Recorder, Runtime, sandbox_labels, sandbox_limits
+from bot.pipeline.canaries import Canaries, plant
 from bot.pipeline.evidence import Evidence
 from bot.pipeline.install import DependencyCheck, check_dependency_change
 from bot.pipeline.traceability import Traceability, spec_edit_violations, trace_job
-from bot.policy.changeset import ChangeSet, DiffError, parse_diff
-from bot.policy.evaluate import Violation, evaluate
+from bot.policy.changeset import ChangeSet, DiffError, FileStatus, parse_diff
+from bot.policy.evaluate import Violation, evaluate, normalise_path, violation
 from bot.sandbox.base import Result
 from bot.sandbox.tarball import tar_directory
 from bot.sandbox.toolchain import Toolchain, detect_toolchain, read_marker_files
 from bot.secret_scan import Finding, scan_changes
+
+# A literal credential the structural gate finds is redacted from the stored transcript too.
+_CREDENTIAL_RULE = "literal-credential-check"
+_STRING_LITERAL = re.compile(r"""(["'`])((?:(?!\1)[^\\]|\\.){4,}?)\1""")
 
 
 @dataclass
@@ -56,21 +63,30 @@ def verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) -
                         [], None, trusted)
     violations = evaluate(prepared.policy, changes)
     violations += spec_edit_violations(rec.lease.claim.job, changes)
+    if prepared.policy.checks.analysis:
+        violations += _analysis(rt, rec, prepared, trusted, changes)
     findings = scan_changes(changes) if prepared.policy.checks.secret_scan else []
     rec.event("gates.evaluated", violations=[v.rule for v in violations],
               findings=len(findings))
     rt.metrics.gates.labels("policy", "blocked" if violations else "passed").inc()
     rt.metrics.gates.labels("secret_scan", "blocked" if findings else "passed").inc()
-    if violations or findings:
-        return Verified(trusted_diff, changes, violations, findings, None, trusted)
+    gated = Verified(trusted_diff, changes, violations, findings, None, trusted)
+    return gated if violations or findings else _tested(rt, rec, prepared, gated)
+
+
+def _tested(rt: Runtime, rec: Recorder, prepared: Prepared, gated: Verified) -> Verified:
+    """A change that passed the gates: its dependencies, the verify run of the tests (with
+    canaries), the proof against the base commit and a spec job's trace."""
+    trusted, changes = gated.trusted_dir, gated.changes
+    assert changes is not None
     deps = _dependencies(rt, rec, prepared, trusted, changes)
     if deps.violation is not None:
-        return Verified(trusted_diff, changes, [deps.violation], findings, None, trusted,
-                        dependencies=deps)
+        return replace(gated, violations=[deps.violation], dependencies=deps)
     if deps.failed_setup is not None:  # the change's dependencies do not install
-        return Verified(trusted_diff, changes, violations, findings, deps.failed_setup, trusted,
-                        dependencies=deps)
-    tests = _run_tests(rt, rec, prepared, trusted, "verify")
+        return replace(gated, tests=deps.failed_setup, dependencies=deps)
+    tests, leaked = _run_with_canaries(rt, rec, prepared, trusted)
+    if leaked is not None:
+        return replace(gated, violations=[leaked], tests=tests, dependencies=deps)
     counts = tests.junit
     passed = tests.exit_code == 0 and not tests.timed_out
     rt.metrics.sandboxes.labels(
@@ -84,8 +100,71 @@ def verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) -
     if traced is not None:
         rec.event("spec.traced", spec=traced.spec_path, untested=list(traced.untested),
                   proven=[r.criterion_id for r in traced.rows if r.proven])
-    return Verified(trusted_diff, changes, violations, findings, tests, trusted, proof, traced,
-                    deps)
+    return replace(gated, tests=tests, evidence=proof, trace=traced, dependencies=deps)
+
+
+def _run_with_canaries(rt: Runtime, rec: Recorder, prepared: Prepared,
+                       trusted: Path) -> tuple[Result, Violation | None]:
+    """The verify run with fresh canaries planted (:mod:`bot.pipeline.canaries`): its result
+    with every canary redacted, and the violation when one came out."""
+    canaries = plant()
+    tests = _run_tests(rt, rec, prepared, trusted, "verify", canaries=canaries)
+    leaked = canaries.seen(tests.stdout + "\n" + tests.stderr)
+    tests = replace(tests, stdout=canaries.redact(tests.stdout),
+                    stderr=canaries.redact(tests.stderr))
+    rt.metrics.gates.labels("canaries", "blocked" if leaked else "passed").inc()
+    if not leaked:
+        return tests, None
+    rec.event("gates.canaries", leaked=leaked)
+    return tests, violation(
+        "checks.canaries", None, None,
+        f"the tests printed planted fake credentials ({', '.join(leaked)}): the change sends "
+        "the environment or credential files to its output")
+
+
+def _analysis(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
+              changes: ChangeSet) -> list[Violation]:
+    """The structural gate (:mod:`bot.analyzer`) on the trusted copy's changed files, with
+    the base's copy of the modified ones beside it. A gate that could not run is a violation
+    too: nothing passes unseen."""
+    files = [change for change in changes.files
+             if change.status is not FileStatus.DELETED and not change.is_symlink
+             and not change.is_binary and normalise_path(change.path) == change.path]
+    base = prepared.attempt_root / "analysis-base"
+    for change in files:
+        if change.status is FileStatus.MODIFIED:
+            old = base / change.path
+            old.parent.mkdir(parents=True, exist_ok=True)
+            old.write_bytes(gitops.read_file(trusted, prepared.base_sha, change.path)
+                            .encode("utf-8", "surrogateescape"))
+    added = {change.path: [line.number for line in change.added] for change in files}
+    rules = rt.settings.analysis_rules or analyzer.RULES_DIR
+    started = time.monotonic()
+    try:
+        found = analyzer.analyze(trusted, added, rules, base=base)
+    except analyzer.AnalyzerError as exc:
+        rec.event("gates.analysis", error=str(exc))
+        rt.metrics.gates.labels("analysis", "blocked").inc()
+        return [violation("checks.analysis", None, None,
+                          f"the structural gate could not judge the change: {exc}")]
+    rec.event("gates.analysis", findings=[f"{f.rule} {f.path}:{f.line}" for f in found],
+              seconds=round(time.monotonic() - started, 2))
+    literals = [value for f in found if f.rule.startswith(_CREDENTIAL_RULE)
+                for value in _string_literals(trusted / f.path, f.line)]
+    if literals:  # the model's reply holding them was stored before the gate saw them
+        rt.store.redact_transcript(rec.job_id, rec.lease.claim.attempt_id, literals,
+                                   f"[redacted: flagged by checks.analysis:{_CREDENTIAL_RULE}]")
+    rt.metrics.gates.labels("analysis", "blocked" if found else "passed").inc()
+    return [violation(f"checks.analysis:{f.rule}", f.path, f.line, f.message) for f in found]
+
+
+def _string_literals(file: Path, number: int) -> list[str]:
+    """The string literals of 4 characters or more on line ``number`` of ``file``."""
+    try:
+        line = file.read_text(encoding="utf-8", errors="replace").splitlines()[number - 1]
+    except (OSError, IndexError):
+        return []
+    return [match.group(2) for match in _STRING_LITERAL.finditer(line)]
 
 
 def _dependencies(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
@@ -105,13 +184,15 @@ def _dependencies(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
     return check
 
 
-def _run_tests(rt: Runtime, rec: Recorder, prepared: Prepared, tree: Path, phase: str) -> Result:
-    """The test command on ``tree`` in a fresh sandbox."""
+def _run_tests(rt: Runtime, rec: Recorder, prepared: Prepared, tree: Path, phase: str, *,
+               canaries: Canaries | None = None) -> Result:
+    """The test command on ``tree`` in a fresh sandbox, with ``canaries`` planted."""
     session = rt.sandbox.start(prepared.image, sandbox_limits(rt, prepared.policy),
                                sandbox_labels(rec, phase))
+    command = prepared.test_cmd if canaries is None else canaries.wrap(prepared.test_cmd)
     try:
         session.put(tar_directory(tree))
-        return session.run(prepared.test_cmd, prepared.policy.limits.test_timeout_s)
+        return session.run(command, prepared.policy.limits.test_timeout_s)
     finally:
         session.close()
 

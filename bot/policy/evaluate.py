@@ -120,27 +120,27 @@ def _has_git_segment(path: str) -> bool:
 def _path_violations(policy: Policy, change: FileChange) -> Iterator[Violation]:
     for path in change.paths:
         if not path or _CONTROL.search(path):
-            yield _violation(
+            yield violation(
                 "paths.invalid", path, None, "the path is empty or has control characters"
             )
             continue
         normal = normalise_path(path)
         if normal is None:
-            yield _violation("paths.outside_repo", path, None, "the path leaves the repository")
+            yield violation("paths.outside_repo", path, None, "the path leaves the repository")
             continue
         if _has_git_segment(normal):
-            yield _violation("paths.git_dir", path, None, "the path is inside a .git directory")
+            yield violation("paths.git_dir", path, None, "the path is inside a .git directory")
             continue
         denied = first_match(policy.paths.deny, normal)
         if denied is not None:
-            yield _violation("paths.deny", path, None, f"matches the denied glob {denied!r}")
+            yield violation("paths.deny", path, None, f"matches the denied glob {denied!r}")
         allow = policy.paths.allow
         if allow and first_match(allow, normal) is None:
-            yield _violation(
+            yield violation(
                 "paths.allow", path, None, f"matches none of the allowed globs {list(allow)!r}"
             )
     if change.new_mode == SUBMODULE_MODE:
-        yield _violation("paths.submodule", change.path, None, "adds or changes a git submodule")
+        yield violation("paths.submodule", change.path, None, "adds or changes a git submodule")
 
 
 def _symlink_violations(policy: Policy, change: FileChange) -> Iterator[Violation]:
@@ -150,14 +150,14 @@ def _symlink_violations(policy: Policy, change: FileChange) -> Iterator[Violatio
         if change.old_mode != SYMLINK_MODE:
             # A file turned into a link keeps its content as the target, which the diff
             # does not show; refuse rather than guess.
-            yield _violation(
+            yield violation(
                 "paths.symlink", change.path, None, "becomes a symbolic link to an unseen target"
             )
         return
     target = change.added[0]
     reason = _bad_symlink_target(policy, change.path, target.text)
     if reason is not None:
-        yield _violation(
+        yield violation(
             "paths.symlink",
             change.path,
             target.number,
@@ -185,17 +185,17 @@ def _test_violations(change: FileChange) -> Iterator[Violation]:
     rule = "checks.forbid_test_deletion"
     old = change.old_path or change.path
     if change.status is FileStatus.DELETED and is_test_path(change.path):
-        yield _violation(rule, change.path, None, "deletes a test file")
+        yield violation(rule, change.path, None, "deletes a test file")
         return
     if change.status is FileStatus.RENAMED and is_test_path(old) and not is_test_path(change.path):
-        yield _violation(rule, old, None, f"renames a test file to {change.path!r}, not a test")
+        yield violation(rule, old, None, f"renames a test file to {change.path!r}, not a test")
         return
     if not is_test_path(change.path):
         return
     yield from _removed_test_functions(change)
     for line in change.added:
         if _SKIP_MARKER.search(line.text):
-            yield _violation(
+            yield violation(
                 "checks.forbid_test_skip", change.path, line.number, "adds a test skip marker"
             )
 
@@ -214,7 +214,7 @@ def forbidden_pattern_violations(
     for line in change.added:
         for item, regex in compiled:
             if regex.search(line.text):
-                yield _violation(
+                yield violation(
                     f"checks.forbidden_patterns:{item.name}",
                     change.path,
                     line.number,
@@ -229,7 +229,7 @@ def invisible_character_violations(change: FileChange) -> Iterator[Violation]:
     for line in change.added:
         found = hidden_characters(line.text)
         if found:
-            yield _violation(
+            yield violation(
                 "checks.invisible_characters", change.path, line.number,
                 f"holds {describe_hidden(found)}: what a reviewer sees is not what runs",
             )
@@ -249,7 +249,7 @@ def _removed_test_functions(change: FileChange) -> Iterator[Violation]:
     for line in change.removed:
         match = pattern.match(line.text)
         if match and match.group(1) not in added_names:
-            yield _violation(
+            yield violation(
                 "checks.forbid_test_deletion",
                 change.path,
                 line.number,
@@ -260,14 +260,14 @@ def _removed_test_functions(change: FileChange) -> Iterator[Violation]:
 def _limit_violations(policy: Policy, changes: ChangeSet) -> Iterator[Violation]:
     limits = policy.limits
     if changes.files_changed > limits.max_files_changed:
-        yield _violation(
+        yield violation(
             "limits.max_files_changed",
             None,
             None,
             f"changes {changes.files_changed} files; the limit is {limits.max_files_changed}",
         )
     if changes.lines_changed > limits.max_lines_changed:
-        yield _violation(
+        yield violation(
             "limits.max_lines_changed",
             None,
             None,
@@ -276,7 +276,7 @@ def _limit_violations(policy: Policy, changes: ChangeSet) -> Iterator[Violation]
         )
 
 
-def _violation(rule: str, path: str | None, line: int | None, detail: str) -> Violation:
+def violation(rule: str, path: str | None, line: int | None, detail: str) -> Violation:
     """A violation whose message names the rule and the place, e.g.
     ``[paths.deny] .github/workflows/ci.yml: matches the denied glob '.github/**'``."""
     shown = None if path is None else _display(path)

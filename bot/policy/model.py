@@ -121,6 +121,18 @@ DEFAULT_FORBIDDEN_PATTERNS: tuple[tuple[str, str, str], ...] = (
         r"\b[^\n]*(?:\|\|\s*(?:true|:|exit\s+0)\b|;\s*exit\s+0\b)",
         "stops tests from being collected or failing",
     ),
+    (
+        "agent_instructions",
+        r"(?i)\b(?:note|notice|instructions?|message|attention|reminder|directive|rules?)"
+        r"\s+(?:to|for)\s+(?:(?:all|any|the|future)\s+)*(?:(?:ai|llm|gpt|automated|autonomous"
+        r"|language[- ]model)\s+(?:coding\s+|code\s+)?(?:agents?|assistants?|llms?|copilots?"
+        r"|models?)|(?:coding\s+|code\s+)?(?:agents?|assistants?|llms?|copilots?))\b"
+        r"|\bif\s+you\s+are\s+an?\s+(?:ai|llm|language\s+model|(?:ai\s+)?(?:coding\s+)?"
+        r"(?:assistant|agent))\b"
+        r"|\b(?:ai|llm)\s+(?:coding\s+)?(?:agents?|assistants?)\b[^\n]{0,80}?\b(?:must|shall"
+        r"|are\s+required|always|never|do\s+not|don't)\b",
+        "plants instructions addressed to AI agents",
+    ),
 )
 
 # The branch prefix becomes part of a git ref: one or more "name/" parts of safe characters.
@@ -252,6 +264,14 @@ class Checks(_Strict):
         default=True,
         description="An added line may not hold bidirectional controls, zero-width or Unicode "
         "tag characters (the Trojan Source class), in any file.",
+    )
+    analysis: bool = Field(
+        default=True,
+        description="A maintained analyzer (semgrep's engine, rules under policies/semgrep/) "
+        "reads the changed files and judges what the added lines do: the environment sent "
+        "to output or the network, downloaded code run, a literal credential checked, network "
+        "in tests, credential files read, tests silenced. A finding is the violation "
+        "checks.analysis:<rule>.",
     )
     forbidden_patterns: tuple[ForbiddenPattern, ...] = Field(
         default_factory=default_forbidden_patterns,

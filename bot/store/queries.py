@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -407,6 +407,24 @@ class Store:
         with self._tx() as s:
             s.add(TranscriptEntry(job_id=job_id, attempt_id=attempt_id, kind=kind,
                                   content=content, meta=dict(meta or {})))
+
+    def redact_transcript(self, job_id: int, attempt_id: int, values: Iterable[str],
+                          replacement: str) -> int:
+        """Replace each of ``values`` in the stored transcript of one attempt, after the fact:
+        for what a gate flags once the entries are stored. The number of entries changed."""
+        wanted = sorted({v for v in values if v}, key=len, reverse=True)
+        changed = 0
+        with self._tx() as s:
+            entries = s.scalars(select(TranscriptEntry).where(
+                TranscriptEntry.job_id == job_id, TranscriptEntry.attempt_id == attempt_id))
+            for entry in entries:
+                content = entry.content
+                for value in wanted:
+                    content = content.replace(value, replacement)
+                if content != entry.content:
+                    entry.content = content
+                    changed += 1
+        return changed
 
     def transcript(self, job_id: int, attempt: int | None = None) -> list[dict[str, Any]]:
         """A job's transcript entries in order, with their attempt number; only attempt

