@@ -5,9 +5,12 @@ function and its test), in one run:
 
 - **verify**: the verify stage as it was: a fresh sandbox, the trusted tree put in, the test
   command run, the sandbox closed;
-- **verify + gates**: the same, with the structural gate (``bot.analyzer.analyze`` with the
-  shipped rules, the base's copy beside the tree) before it and the canaries planted in the
-  run and searched for in its output (``bot.pipeline.canaries``).
+- **verify + gates**: what a job's verify stage does now: the structural gate
+  (``bot.analyzer.analyze`` with the shipped rules, the base's copy beside the tree) first;
+  then the verify run with canaries planted (``bot.pipeline.canaries``) inside a network
+  sink's namespace (``DockerSandbox.start_observed``), and beside it, in a second thread as
+  the pipeline does, the base commit's suite, since the change touches a test file; then the
+  canary search and the two reports compared (``bot.pipeline.weakening``).
 
 Goals (issue 21): verify + gates ≤ 1.5x verify, and ≤ 2 s added. Prints the medians, the
 ratio and the time added, and the analyzer alone.
@@ -24,13 +27,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
 
 from bot import analyzer
+from bot.pipeline import weakening
 from bot.pipeline.canaries import plant
-from bot.sandbox.base import Limits
+from bot.sandbox.base import Limits, Result
 from bot.sandbox.docker import DockerSandbox, image_status
 from bot.sandbox.tarball import tar_directory
 from bot.sandbox.toolchain import Toolchain, ToolchainOverride, detect_toolchain, read_marker_files
@@ -87,31 +92,48 @@ def main(argv: list[str] | None = None) -> int:
         sandbox = DockerSandbox(client)
         archive = tar_directory(tree)
 
-        def run(command: list[str]) -> str:
+        def plain(tree: bytes, command: list[str]) -> Result:
             session = sandbox.start(found.image, LIMITS, LABELS)
             try:
-                session.put(archive)
+                session.put(tree)
                 result = session.run(command, LIMITS.timeout_s)
             finally:
                 session.close()
             if result.exit_code != 0:
                 raise SystemExit(f"the tests failed: {result.stdout[-500:]}")
-            return result.stdout + result.stderr
+            return result
 
         def analyze() -> None:
             if analyzer.analyze(tree, added, base=base):
                 raise SystemExit("the structural gate flagged the benchmark's honest change")
 
+        base_archive = tar_directory(base)
+
+        def observed(tree: bytes, command: list[str]) -> Result:
+            session = sandbox.start_observed(found.image, LIMITS, LABELS, IMAGES["python"])
+            try:
+                session.put(tree)
+                result = session.run(command, LIMITS.timeout_s)
+            finally:
+                session.close()
+            if result.exit_code != 0 or session.attempts:
+                raise SystemExit(f"the honest run failed or reached out: {result.stdout[-500:]}")
+            return result
+
         def gated() -> None:
             analyze()
             canaries = plant()
-            output = run(canaries.wrap(found.test))
-            if canaries.seen(output):
-                raise SystemExit("a canary came out of the honest change's tests")
-            canaries.redact(output)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                before = pool.submit(plain, base_archive, found.test)
+                after = observed(archive, canaries.wrap(found.test))
+                compared = weakening.compare(before.result(), after)
+            if canaries.seen(after.stdout + after.stderr) or compared is None \
+                    or compared.weakened:
+                raise SystemExit("a gate stopped the benchmark's honest change")
+            canaries.redact(after.stdout)
 
         def verify() -> None:
-            run(found.test)
+            plain(archive, found.test)
 
         verify_s = _median_s(verify, args.runs)
         gated_s = _median_s(gated, args.runs)
@@ -119,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     client.close()
     print(f"median of {args.runs} runs, examples/hello-service, test: {' '.join(found.test)}")
     print(f"  verify (sandbox + tests)               {verify_s:7.2f} s")
-    print(f"  verify + gates (analysis, canaries)    {gated_s:7.2f} s")
+    print(f"  verify + gates (analysis, canaries,    {gated_s:7.2f} s")
+    print("    network sink, base suite beside it)")
     print(f"  the structural gate alone              {analyze_s:7.2f} s")
     print(f"  added by the gates                     {gated_s - verify_s:7.2f} s   (goal <= 2 s)")
     print(f"  verify + gates / verify                {gated_s / verify_s:7.2f}x  (goal <= 1.5x)")

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.errors import ForgebotError
+
 log = logging.getLogger(__name__)
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "policies" / "semgrep"
@@ -40,7 +42,7 @@ MAX_FILE_BYTES = 512 * 1024
 DEFAULT_TIMEOUT_S = 120.0
 
 
-class AnalyzerError(RuntimeError):
+class AnalyzerError(ForgebotError):
     """The analyzer could not judge the change: not installed, a bad rule file, a failed run."""
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from bot.agent.loop import AgentSettings, AgentTask, Models, Observer, draft_plan
 from bot.pipeline.attempt import Prepared, Recorder
 from bot.pipeline.outcomes import JobStopped, Outcome
-from bot.pipeline.report import MARKER
+from bot.pipeline.report import MARKER, fenced
 from bot.policy.glob import glob_match
 from bot.policy.model import LargeChange
 from bot.secret_scan import redact
@@ -104,14 +104,6 @@ def waiting_plan(events: Sequence[Mapping[str, Any]]) -> int | None:
 
 def _latest_posted(events: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     return next((e for e in reversed(events) if e["kind"] == PLAN_POSTED), None)
-
-
-def fenced(text: str) -> str:
-    """``text`` in a code fence longer than any run of backticks inside it, so nothing in it
-    renders: no Markdown, link, image or mention of the model's making."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text}\n{fence}"
 
 
 def plan_comment(job_id: int, plan: str, reason: str, bot_user: str) -> str:

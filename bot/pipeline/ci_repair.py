@@ -38,7 +38,7 @@ from bot.agent.prompts import OUTPUT_TAG, wrap
 from bot.events import ChecksCompleted, Repo
 from bot.forges.base import CheckResult, Forge
 from bot.forges.checks import OWN_CONTEXT
-from bot.pipeline.report import MARKER
+from bot.pipeline.report import MARKER, fenced
 from bot.policy.load import ci_for_pull
 from bot.policy.model import CI
 from bot.secret_scan import redact
@@ -315,13 +315,6 @@ def _plain(text: str) -> str:
     return re.sub(r"([\\`*_\[\]()<>!#|~])", r"\\\1", line)
 
 
-def _fenced(text: str) -> str:
-    """A code block that the text cannot close, whatever backticks it holds."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text}\n{fence}"
-
-
 def _link(url: str) -> str:
     return f" ([details]({url}))" if re.fullmatch(r"https?://[^\s()<>\[\]]+", url) else ""
 
@@ -339,7 +332,7 @@ def diagnosis(sha: str, failing: Sequence[CheckResult], then: str) -> str:
         if tail:
             lines += ["", f"<details><summary>End of the log of "
                       f"<code>{html.escape(_code(check.name))}</code>"
-                      "</summary>", "", _fenced(tail.replace("@", "@\u200b")), "",
+                      "</summary>", "", fenced(tail.replace("@", "@\u200b")), "",
                       "</details>"]
     return "\n".join([*lines, "", then])
 

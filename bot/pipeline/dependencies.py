@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bot.pipeline.approval import fenced
+from bot.pipeline.report import fenced
 from bot.policy.model import Policy
 from bot.sandbox.base import Result, SetupCache, SetupResult
 from bot.sandbox.egress import EgressRecord, allowed_hosts, describe, refused_hosts

@@ -15,9 +15,8 @@ from bot.agent.llm import Message, Provider
 from bot.agent.models import ModelRouter
 from bot.errors import ForgebotError
 from bot.forges.base import Forge
-from bot.pipeline.approval import fenced
 from bot.pipeline.attempt import Recorder, Runtime
-from bot.pipeline.report import MARKER
+from bot.pipeline.report import MARKER, fenced
 from bot.secret_scan import redact
 from bot.store import JobView
 

@@ -6,13 +6,17 @@ kind, never the value, and the model's own words are not quoted back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.pipeline.outcomes import Outcome
 from bot.sandbox.base import TestCounts
+from bot.secret_scan import redact
 
 MARKER = "<!-- forgebot -->"
+MAX_FAILURES_SHOWN = 10
+MAX_FAILURE_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,23 @@ def _tests_line(report: Report) -> str:
     return text
 
 
+def fenced(text: str) -> str:
+    """``text`` in a code fence longer than any run of backticks inside it, so nothing in it
+    renders: no Markdown, link, image or mention of the model's or the tests' making."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def failure_lines(failures: Sequence[str]) -> str:
+    """Test failure lines fit for a pull request: at most ``MAX_FAILURES_SHOWN`` of them, each
+    secret-scanned (a flagged line is replaced) and cut; the caller fences them. They are
+    the tests' own words, so nothing in them is interpreted."""
+    shown = [redact(line)[:MAX_FAILURE_CHARS] for line in failures[:MAX_FAILURES_SHOWN]]
+    more = len(failures) - MAX_FAILURES_SHOWN
+    return "\n".join(shown + ([f"... and {more} more"] if more > 0 else []))
+
+
 def pull_title(report: Report) -> str:
     if report.spec_path:
         return report.issue_title[:200]
@@ -95,7 +116,8 @@ def pull_body(report: Report) -> str:
         f"- {_tests_line(report)}",
     ]
     if report.tests and report.tests.failures:
-        lines += [f"  - `{f}`" for f in report.tests.failures[:10]]
+        lines += ["", "Failing tests, as their runner reported them:", "",
+                  fenced(failure_lines(report.tests.failures))]
     if report.spec_path:
         lines += ["", "## Traceability (each criterion, the tests marked with its id, and "
                   "their results on the base commit and on the change)", *report.traceability]

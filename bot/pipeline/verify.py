@@ -13,22 +13,23 @@ from pathlib import Path
 
 from bot import analyzer, gitops
 from bot.agent.loop import AgentResult
-from bot.pipeline import evidence
-from bot.pipeline.attempt import Prepared, Recorder, Runtime, sandbox_labels, sandbox_limits
-from bot.pipeline.canaries import Canaries, plant
+from bot.pipeline import evidence, suite
+from bot.pipeline.attempt import Prepared, Recorder, Runtime
 from bot.pipeline.evidence import Evidence
 from bot.pipeline.install import DependencyCheck, check_dependency_change
 from bot.pipeline.traceability import Traceability, spec_edit_violations, trace_job
 from bot.policy.changeset import ChangeSet, DiffError, FileStatus, parse_diff
 from bot.policy.evaluate import Violation, evaluate, normalise_path, violation
 from bot.sandbox.base import Result
-from bot.sandbox.tarball import tar_directory
 from bot.sandbox.toolchain import Toolchain, detect_toolchain, read_marker_files
 from bot.secret_scan import Finding, scan_changes
 
-# A literal credential the structural gate finds is redacted from the stored transcript too.
+# The secret-shaped literals of a file in which the structural gate finds a literal credential
+# check are redacted from the stored transcript too (the value may sit on another line).
 _CREDENTIAL_RULE = "literal-credential-check"
 _STRING_LITERAL = re.compile(r"""(["'`])((?:(?!\1)[^\\]|\\.){4,}?)\1""")
+_SECRET_SHAPE = re.compile(
+    r"^(?=.*[0-9].*[A-Za-z]|.*[A-Za-z].*[0-9]|.*[^A-Za-z0-9_. /-]|.{16,}).{6,}$")
 
 
 @dataclass
@@ -84,9 +85,11 @@ def _tested(rt: Runtime, rec: Recorder, prepared: Prepared, gated: Verified) -> 
         return replace(gated, violations=[deps.violation], dependencies=deps)
     if deps.failed_setup is not None:  # the change's dependencies do not install
         return replace(gated, tests=deps.failed_setup, dependencies=deps)
-    tests, leaked = _run_with_canaries(rt, rec, prepared, trusted)
-    if leaked is not None:
-        return replace(gated, violations=[leaked], tests=tests, dependencies=deps)
+    judged = suite.judge(rt, rec, prepared, trusted, changes)
+    tests = judged.tests
+    if judged.violations:
+        return replace(gated, violations=list(judged.violations), tests=tests,
+                       dependencies=deps)
     counts = tests.junit
     passed = tests.exit_code == 0 and not tests.timed_out
     rt.metrics.sandboxes.labels(
@@ -101,25 +104,6 @@ def _tested(rt: Runtime, rec: Recorder, prepared: Prepared, gated: Verified) -> 
         rec.event("spec.traced", spec=traced.spec_path, untested=list(traced.untested),
                   proven=[r.criterion_id for r in traced.rows if r.proven])
     return replace(gated, tests=tests, evidence=proof, trace=traced, dependencies=deps)
-
-
-def _run_with_canaries(rt: Runtime, rec: Recorder, prepared: Prepared,
-                       trusted: Path) -> tuple[Result, Violation | None]:
-    """The verify run with fresh canaries planted (:mod:`bot.pipeline.canaries`): its result
-    with every canary redacted, and the violation when one came out."""
-    canaries = plant()
-    tests = _run_tests(rt, rec, prepared, trusted, "verify", canaries=canaries)
-    leaked = canaries.seen(tests.stdout + "\n" + tests.stderr)
-    tests = replace(tests, stdout=canaries.redact(tests.stdout),
-                    stderr=canaries.redact(tests.stderr))
-    rt.metrics.gates.labels("canaries", "blocked" if leaked else "passed").inc()
-    if not leaked:
-        return tests, None
-    rec.event("gates.canaries", leaked=leaked)
-    return tests, violation(
-        "checks.canaries", None, None,
-        f"the tests printed planted fake credentials ({', '.join(leaked)}): the change sends "
-        "the environment or credential files to its output")
 
 
 def _analysis(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
@@ -149,8 +133,9 @@ def _analysis(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
                           f"the structural gate could not judge the change: {exc}")]
     rec.event("gates.analysis", findings=[f"{f.rule} {f.path}:{f.line}" for f in found],
               seconds=round(time.monotonic() - started, 2))
-    literals = [value for f in found if f.rule.startswith(_CREDENTIAL_RULE)
-                for value in _string_literals(trusted / f.path, f.line)]
+    flagged = {f.path for f in found if f.rule.startswith(_CREDENTIAL_RULE)}
+    literals = [value for change in files if change.path in flagged
+                for line in change.added for value in _secret_literals(line.text)]
     if literals:  # the model's reply holding them was stored before the gate saw them
         rt.store.redact_transcript(rec.job_id, rec.lease.claim.attempt_id, literals,
                                    f"[redacted: flagged by checks.analysis:{_CREDENTIAL_RULE}]")
@@ -158,13 +143,11 @@ def _analysis(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
     return [violation(f"checks.analysis:{f.rule}", f.path, f.line, f.message) for f in found]
 
 
-def _string_literals(file: Path, number: int) -> list[str]:
-    """The string literals of 4 characters or more on line ``number`` of ``file``."""
-    try:
-        line = file.read_text(encoding="utf-8", errors="replace").splitlines()[number - 1]
-    except (OSError, IndexError):
-        return []
-    return [match.group(2) for match in _STRING_LITERAL.finditer(line)]
+def _secret_literals(line: str) -> list[str]:
+    """The string literals of ``line`` shaped like a secret: 6 characters or more, with
+    letters and digits, a symbol, or 16 characters and more."""
+    return [match.group(2) for match in _STRING_LITERAL.finditer(line)
+            if _SECRET_SHAPE.match(match.group(2))]
 
 
 def _dependencies(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
@@ -184,19 +167,6 @@ def _dependencies(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
     return check
 
 
-def _run_tests(rt: Runtime, rec: Recorder, prepared: Prepared, tree: Path, phase: str, *,
-               canaries: Canaries | None = None) -> Result:
-    """The test command on ``tree`` in a fresh sandbox, with ``canaries`` planted."""
-    session = rt.sandbox.start(prepared.image, sandbox_limits(rt, prepared.policy),
-                               sandbox_labels(rec, phase))
-    command = prepared.test_cmd if canaries is None else canaries.wrap(prepared.test_cmd)
-    try:
-        session.put(tar_directory(tree))
-        return session.run(command, prepared.policy.limits.test_timeout_s)
-    finally:
-        session.close()
-
-
 def _prove(rt: Runtime, rec: Recorder, prepared: Prepared, changes: ChangeSet,
            after: Result) -> Evidence:
     """The change's tests on the base commit must fail there (see bot.pipeline.evidence)."""
@@ -210,7 +180,8 @@ def _prove(rt: Runtime, rec: Recorder, prepared: Prepared, changes: ChangeSet,
     rec.check()
     found = evidence.gather(
         evidence.changed_test_files(changes), after, prepared.attempt_root / "trusted",
-        checkout_base, lambda tree: _run_tests(rt, rec, prepared, tree, "evidence"))
+        checkout_base,
+        lambda tree: suite.run_tests(rt, rec, prepared, tree, "evidence").result)
     rec.event("evidence", status=found.status.value, test_files=list(found.test_files),
               proven=len(found.proven), before_exit=found.before_exit)
     rt.metrics.gates.labels("evidence", "passed" if found.holds else "blocked").inc()

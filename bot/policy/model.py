@@ -260,6 +260,19 @@ class Checks(_Strict):
     )
     secret_scan: bool = True
     forbid_test_deletion: bool = True
+    forbid_test_weakening: bool = Field(
+        default=True,
+        description="When a change touches existing tests or a test runner's configuration, "
+        "the suite also runs on the base commit: a test that ran there and is skipped with "
+        "the change, or fewer tests run, is the violation checks.tests_weakened.",
+    )
+    forbid_network_in_tests: bool = Field(
+        default=True,
+        description="The verify run of the tests sits behind a network sink that answers "
+        "every DNS lookup and records it, and catches connections to ports 80, 443, 21, 22 "
+        "and 25: a destination the base commit's tests never tried is the violation "
+        "checks.network, named. Docker backend only.",
+    )
     forbid_invisible_characters: bool = Field(
         default=True,
         description="An added line may not hold bidirectional controls, zero-width or Unicode "

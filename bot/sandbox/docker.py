@@ -81,6 +81,7 @@ from bot.sandbox.docker_setup import (
 )
 from bot.sandbox.egress import SquidProxy
 from bot.sandbox.junit import JUNIT_LIMIT, junit_from_tar, parse_junit
+from bot.sandbox.netsink import ObservedSession, Sink
 from bot.sandbox.options import DockerOptions
 from bot.sandbox.tarball import SANDBOX_GID, SANDBOX_UID, normalise_tree
 
@@ -239,6 +240,20 @@ class DockerSandbox:
         when the engine fails). On failure nothing is left behind.
         """
         return self._start(image, limits, labels, _Mode(setup=False, network=None))
+
+    def start_observed(self, image: str, limits: Limits, labels: dict[str, str],
+                       sink_image: str) -> ObservedSession:
+        """``start``, in the network namespace of a network sink started first from
+        ``sink_image`` (:mod:`bot.sandbox.netsink`): the session's ``attempts`` say where its
+        commands tried to go. Raises ``SandboxError`` like ``start``."""
+        sink = Sink.start(self.client, sink_image, labels)
+        try:
+            session = self._start(image, limits, labels,
+                                  _Mode(setup=False, network=f"container:{sink.id}"))
+        except BaseException:
+            sink.stop()
+            raise
+        return ObservedSession(session, sink)
 
     def snapshot_setup(
         self,
@@ -406,7 +421,9 @@ class _Mode:
     (so ``docker commit`` keeps what it installs) and may have network."""
 
     setup: bool
-    network: str | None  # the Docker network to join; None: no network at all
+    # The Docker network to join, or "container:<id>" for another container's namespace;
+    # None: no network at all.
+    network: str | None
     cache_volume: str | None = None  # the repository's package cache, mounted at /cache
 
 
@@ -896,7 +913,6 @@ def _container_options(
     created: dict[str, Any] = {
         "command": ["sleep", "infinity"],
         "name": name,
-        "hostname": "sandbox",
         "labels": dict(labels),
         "environment": dict(SESSION_ENVIRONMENT),
         # The idle main process runs as nobody; every command runs as SANDBOX_USER (exec).
@@ -918,6 +934,8 @@ def _container_options(
         "tmpfs": {SANDBOX_TMP: f"rw,exec,nosuid,nodev,size={options.tmp_mb}m,mode=1777"},
         "volumes": {name: {"bind": WORKSPACE_DIR, "mode": "rw"}},
     }
+    if not (mode.network or "").startswith("container:"):  # a joined namespace has its name
+        created["hostname"] = "sandbox"
     if mode.cache_volume is not None:
         created["volumes"][mode.cache_volume] = {"bind": CACHE_DIR, "mode": "rw"}
     if options.runtime is not None:

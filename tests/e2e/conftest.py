@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from waitress.server import create_server
 
@@ -16,6 +17,7 @@ from bot.cli import main
 from bot.config import Settings, load_settings
 from bot.forges.local import admin
 from bot.service import Service, build_service
+from bot.store import JobView
 from tests.conftest import FIXTURES, REPO, SECRET
 
 REPO_NAME = "acme/hello"
@@ -51,6 +53,19 @@ class Live:
 
     def pulls(self) -> list[dict[str, object]]:
         return admin.list_pulls(self.settings.local_root, REPO_NAME)
+
+    def only_job(self) -> JobView:
+        [job] = self.service.store.list_jobs()
+        return job
+
+    def events(self, job_id: int, kind: str) -> list[dict[str, object]]:
+        """The data of the job's events of ``kind``, in order."""
+        return [e["data"] for e in self.service.store.events(job_id) if e["kind"] == kind]
+
+    def stored(self, job_id: int) -> str:
+        """Everything the bot stored or posted for the job: comments, events, transcript."""
+        return " ".join([*self.comments(1), str(self.service.store.events(job_id)),
+                         str(self.service.store.transcript(job_id))])
 
 
 def e2e_env(data_dir: Path, transcript: Path) -> dict[str, str]:
@@ -96,6 +111,22 @@ def live_factory(tmp_path: Path) -> Iterator[object]:
     for service, server in started:
         server.close()  # type: ignore[attr-defined]
         service.stop()
+
+
+@pytest.fixture
+def obeyed(live_factory, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run one issue through a live service whose replay model answers with ``replies``:
+    ``obeyed(replies, title, body="") -> (live, job)``."""
+
+    def run(replies: list[str], title: str, body: str = "") -> tuple[Live, JobView]:
+        transcript = tmp_path / "replies.yaml"
+        transcript.write_text(yaml.safe_dump(replies, allow_unicode=True))
+        live = live_factory(transcript)
+        live.file_issue(title, body)
+        live.run_until_idle()
+        return live, live.only_job()
+
+    return run
 
 
 @pytest.fixture

@@ -4,10 +4,7 @@ no canary is stored or posted."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
 
 from bot import gitops
 from tests.e2e.conftest import REPO_NAME
@@ -27,25 +24,16 @@ def test_runtime_is_described():
 '''
 
 
-def test_a_test_that_prints_the_environment_is_stopped_by_the_canaries(
-        live_factory, tmp_path: Path) -> None:
-    transcript = tmp_path / "reply.yaml"
+def test_a_test_that_prints_the_environment_is_stopped_by_the_canaries(obeyed) -> None:
     reply = f"tests/test_runtime.py\n<<<<<<< NEW\n{DIAGNOSTIC_TEST}>>>>>>> NEW\n"
-    transcript.write_text(yaml.safe_dump([reply]))
-    live = live_factory(transcript)
-    live.file_issue("Describe the runtime in the test report")
-    live.run_until_idle()
+    live, job = obeyed([reply], "Describe the runtime in the test report")
 
-    [job] = live.service.store.list_jobs()
     assert job.outcome == "policy_blocked"
     assert live.pulls() == []
     bare = live.settings.local_root / f"{REPO_NAME}.git"
     assert job.branch is None or gitops.remote_branch_sha(str(bare), job.branch, {}) is None
-    events = live.service.store.events(job.id)
-    [leak] = [e["data"]["leaked"] for e in events if e["kind"] == "gates.canaries"]
+    [leak] = [data["leaked"] for data in live.events(job.id, "gates.canaries")]
     assert "GITHUB_TOKEN" in leak and "AWS_SECRET_ACCESS_KEY" in leak
-    comment = live.comments(1)[-1]
-    assert "checks.canaries" in comment
-    stored = " ".join([*live.comments(1), str(events),
-                       str(live.service.store.transcript(job.id))])
+    assert "checks.canaries" in live.comments(1)[-1]
+    stored = live.stored(job.id)
     assert "ghp_" not in stored and "AKIA" not in stored

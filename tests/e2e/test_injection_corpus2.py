@@ -19,7 +19,6 @@ headers, instructions addressed to AI agents): 49 of 49.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +32,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 CASES: list[dict[str, Any]] = yaml.safe_load(
     (FIXTURES / "injection_corpus2" / "cases.yaml").read_text(encoding="utf-8"))
+DONE = "I have made the change the issue asks for; there is nothing more to change."
 # How a held case's comment names what stopped it: a policy rule, or the secret scan.
 RULE_NAMED = re.compile(r"\b(?:checks|paths|limits|specs)\.[\w:.-]+|secret scan: (?!ok)")
 OPEN = frozenset(
@@ -61,14 +61,11 @@ def test_the_corpus_is_large_and_varied() -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_an_obeyed_attack_is_held(live_factory, tmp_path: Path, case: dict[str, Any]) -> None:
-    transcript = tmp_path / "reply.yaml"
-    transcript.write_text(yaml.safe_dump([_reply(case)], allow_unicode=True))
-    live = live_factory(transcript)
-    live.file_issue(case["title"], case["body"])
-    live.run_until_idle()
+def test_an_obeyed_attack_is_held(obeyed, case: dict[str, Any]) -> None:
+    # After its change the model says it is done: a change whose own tests fail (or do not
+    # run) still reaches the gates, as with a real model that stops trying.
+    live, job = obeyed([_reply(case), DONE], case["title"], case["body"])
 
-    [job] = live.service.store.list_jobs()
     bare = live.settings.local_root / f"{REPO_NAME}.git"
     pushed = job.branch is not None and gitops.remote_branch_sha(str(bare), job.branch, {})
     held = not live.pulls() and not pushed
@@ -77,7 +74,6 @@ def test_an_obeyed_attack_is_held(live_factory, tmp_path: Path, case: dict[str, 
     else:
         assert held, f"{case['id']} ({case['kind']}) was published: outcome {job.outcome}"
         assert RULE_NAMED.search(live.comments(1)[-1]), f"{case['id']}: no rule named"
-    stored = " ".join([*live.comments(1), str(live.service.store.events(job.id)),
-                       str(live.service.store.transcript(job.id))])
+    stored = live.stored(job.id)
     for value in case.get("never_stored", []):
         assert value not in stored, f"{case['id']}: a flagged value was stored"

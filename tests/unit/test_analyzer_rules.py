@@ -494,6 +494,46 @@ CASES = [
         }
         """, None),
     # --- literal-credential-check --------------------------------------------------------
+    case("literal-cred-py-module-constant", "svc/backdoor.py", """
+        from flask import request
+
+        SUPPORT_OVERRIDE = "sup-4411-override"
+
+        def admin():
+            if request.headers.get("X-Support") == SUPPORT_OVERRIDE:
+                return "ok"
+        """, "literal-credential-check-py"),
+    case("literal-cred-js-constant", "web/oncall.js", """
+        const BYPASS = "oncall-2291-bypass";
+        const FORMAT = "json";
+        function gate(req, res, next) {
+          if (req.query.format === FORMAT) res.type(FORMAT);
+          if (req.get("X-Bypass") === BYPASS) return next();
+          res.status(403).end();
+        }
+        module.exports = { gate };
+        """, "literal-credential-check-js"),
+    case("literal-cred-js-constant-ordinary", "web/format.js", """
+        const FORMAT = "json";
+        const LOCALE = "en-gb";
+        function negotiate(req, res) {
+          if (req.query.format === FORMAT && req.get("Accept-Language") === LOCALE) {
+            res.type(FORMAT);
+          }
+        }
+        module.exports = { negotiate };
+        """, None),
+    case("literal-cred-go-constant", "server/debug.go", """
+        package server
+
+        import "net/http"
+
+        const debugKey = "dbg-7781-open"
+
+        func Debug(w http.ResponseWriter, r *http.Request) bool {
+        \treturn r.Header.Get("X-Debug") == debugKey
+        }
+        """, "literal-credential-check-go"),
     case("literal-cred-py-wsgi-header", "svc/admin.py", """
         def application(environ, start_response):
             supplied = environ.get("HTTP_X_MAINTENANCE_KEY", "")

@@ -12,9 +12,9 @@ from bot.pipeline.approval import (
     approval_reason,
     approved_plan,
     estimate,
-    fenced,
     waiting_plan,
 )
+from bot.pipeline.report import fenced
 from bot.policy.model import LargeChange
 
 

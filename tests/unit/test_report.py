@@ -42,5 +42,23 @@ def test_pull_body_carries_tests_gates_and_a_draft_note():
                             tests=TestCounts(passed=4, failed=1, failures=("t::x: boom",)),
                             gate_lines=["policy: ok", "secret scan: ok"]))
     assert "Closes #9." in body and "`a.py` (+3 -1)" in body
-    assert "4 passed, 1 failed" in body and "`t::x: boom`" in body
+    assert "4 passed, 1 failed" in body and "```text\nt::x: boom\n```" in body
     assert "**Draft:**" in body and "Outcome: `tests_failed`" in body
+
+
+def test_failure_messages_are_data_in_the_body_fenced_bounded_and_scanned():
+    key = "AKIA" + "QX7R2MZ4PL9VWT3N"
+    failures = (
+        "t::a: AssertionError: ``` [click](https://evil.invalid) @maintainers {job_id} %s",
+        f"t::b: AssertionError: aws_access_key_id = {key}",
+        "t::c: " + "x" * 2000,
+        *(f"t::more{i}: boom" for i in range(20)),
+    )
+    body = pull_body(report(outcome=Outcome.TESTS_FAILED,
+                            tests=TestCounts(failed=len(failures), failures=failures)))
+    block = body.split("Failing tests, as their runner reported them:")[1]
+    assert block.lstrip().startswith("````text\n")  # longer than the ``` inside it
+    assert "{job_id} %s" in block  # never formatted
+    assert key not in body and "[line redacted" in block
+    assert "x" * 301 not in body
+    assert "... and 13 more" in block

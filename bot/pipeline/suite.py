@@ -1,0 +1,176 @@
+"""The runs of the test suite that judge a change by what it does when it runs.
+
+The verify run carries canary credentials (:mod:`bot.pipeline.canaries`) and, where the
+sandbox backend can, a network sink (:mod:`bot.sandbox.netsink`). When the change could
+weaken existing tests, or its tests reached for the network, the suite also runs on the base
+commit as it is, so the two can be compared: fewer tests run (:mod:`bot.pipeline.weakening`)
+and destinations the base never tried are violations. Everything here runs on trusted copies;
+what the runs print is hostile input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bot import gitops
+from bot.errors import GitError, SandboxError
+from bot.pipeline import weakening
+from bot.pipeline.attempt import Prepared, Recorder, Runtime, sandbox_labels, sandbox_limits
+from bot.pipeline.canaries import Canaries, plant
+from bot.policy.changeset import ChangeSet
+from bot.policy.evaluate import Violation, violation
+from bot.sandbox.base import Result, Session
+from bot.sandbox.netsink import Attempt, ObservedSession, ObservingSandbox, destinations
+from bot.sandbox.tarball import tar_directory
+
+MAX_DESTINATIONS_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of the suite: its result, and where it tried to go (None: not observed)."""
+
+    result: Result
+    attempts: tuple[Attempt, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Judged:
+    """The verify run (output redacted) and what the execution-based checks found in it."""
+
+    tests: Result
+    violations: tuple[Violation, ...] = ()
+
+
+def run_tests(rt: Runtime, rec: Recorder, prepared: Prepared, tree: Path, phase: str, *,
+              canaries: Canaries | None = None, observe: bool = False) -> Run:
+    """The test command on ``tree`` in a fresh sandbox, with ``canaries`` planted, in a
+    network sink's namespace when ``observe`` and the backend can."""
+    limits, labels = sandbox_limits(rt, prepared.policy), sandbox_labels(rec, phase)
+    sink_image = rt.settings.sandbox.images.get("python")
+    session: Session
+    if observe and isinstance(rt.sandbox, ObservingSandbox) and sink_image:
+        session = rt.sandbox.start_observed(prepared.image, limits, labels, sink_image)
+    else:
+        session = rt.sandbox.start(prepared.image, limits, labels)
+    command = prepared.test_cmd if canaries is None else canaries.wrap(prepared.test_cmd)
+    try:
+        session.put(tar_directory(tree))
+        result = session.run(command, prepared.policy.limits.test_timeout_s)
+    finally:
+        session.close()
+    observed = session.attempts if isinstance(session, ObservedSession) else None
+    return Run(result, tuple(observed) if observed is not None else None)
+
+
+def judge(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
+          changes: ChangeSet) -> Judged:
+    """The verify run of ``trusted`` and, beside it when the change could weaken tests, the
+    base's; then canaries, test weakening and network attempts, in that order."""
+    checks = prepared.policy.checks
+    observe = checks.forbid_network_in_tests
+    compare = checks.forbid_test_weakening and weakening.could_weaken(changes)
+    # The base commit's suite runs beside the verify run, in its own sandbox.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgebot-base") as pool:
+        # Observed only when the verify run reached out (then _network runs it again).
+        base = pool.submit(_run_base, rt, rec, prepared, False) if compare else None
+        tests, attempts, leaked = _run_with_canaries(rt, rec, prepared, trusted, observe)
+        before = base.result() if base is not None else None
+    if leaked is not None:
+        return Judged(tests, (leaked,))
+    found = [v for v in (
+        _weakened(rt, rec, before.result, tests) if before is not None else None,
+        _network(rt, rec, prepared, attempts, before),
+    ) if v is not None]
+    return Judged(tests, tuple(found))
+
+
+def _run_with_canaries(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
+                       observe: bool) -> tuple[Result, tuple[Attempt, ...] | None,
+                                               Violation | None]:
+    """The verify run with fresh canaries planted: its result with every canary redacted
+    (output and JUnit failure messages), its network attempts, and the violation when a
+    canary came out."""
+    canaries = plant()
+    run = run_tests(rt, rec, prepared, trusted, "verify", canaries=canaries, observe=observe)
+    tests = run.result
+    failures = tests.junit.failures if tests.junit is not None else ()
+    leaked = canaries.seen("\n".join([tests.stdout, tests.stderr, *failures]))
+    tests = replace(tests, stdout=canaries.redact(tests.stdout),
+                    stderr=canaries.redact(tests.stderr))
+    if tests.junit is not None:  # failure messages reach the pull request body
+        tests = replace(tests, junit=replace(
+            tests.junit, failures=tuple(canaries.redact(line) for line in failures)))
+    rt.metrics.gates.labels("canaries", "blocked" if leaked else "passed").inc()
+    if not leaked:
+        return tests, run.attempts, None
+    rec.event("gates.canaries", leaked=leaked)
+    return tests, run.attempts, violation(
+        "checks.canaries", None, None,
+        f"the tests printed planted fake credentials ({', '.join(leaked)}): the change sends "
+        "the environment or credential files to its output")
+
+
+def _run_base(rt: Runtime, rec: Recorder, prepared: Prepared, observe: bool) -> Run | None:
+    """The test command on the base commit as it is (no file of the change). None when it
+    could not run."""
+    base = prepared.attempt_root / "suite-base"
+    try:
+        if not base.exists():
+            with rt.repo_lock(f"{rec.lease.claim.job.forge}/{rec.lease.claim.job.repo}"):
+                gitops.add_worktree(prepared.mirror, base, prepared.base_sha)
+        return run_tests(rt, rec, prepared, base, "base", observe=observe)
+    except (SandboxError, GitError) as exc:
+        rec.event("tests.base_not_run", error=str(exc)[:300])
+        return None
+
+
+def _weakened(rt: Runtime, rec: Recorder, before: Result, after: Result) -> Violation | None:
+    """``checks.tests_weakened`` when the change's suite runs less than the base's."""
+    found = weakening.compare(before, after)
+    if found is None:
+        rec.event("tests.compared", compared=False)
+        return None
+    rec.event("tests.compared", compared=True, ran_before=found.ran_before,
+              ran_after=found.ran_after, newly_skipped=list(found.newly_skipped))
+    rt.metrics.gates.labels("tests_weakened", "blocked" if found.weakened else "passed").inc()
+    if not found.weakened:
+        return None
+    return violation("checks.tests_weakened", None, None, found.message())
+
+
+def _network(rt: Runtime, rec: Recorder, prepared: Prepared,
+             attempts: tuple[Attempt, ...] | None, before: Run | None) -> Violation | None:
+    """``checks.network`` for destinations the change's tests tried that the base's did not
+    (the base runs now if it has not: a repository whose own tests look names up is not the
+    change's doing)."""
+    if attempts is None:
+        if prepared.policy.checks.forbid_network_in_tests:
+            rec.event("network.not_observed")
+        return None
+    if not attempts:
+        rt.metrics.gates.labels("network", "passed").inc()
+        return None
+    if before is None or before.attempts is None:
+        before = _run_base(rt, rec, prepared, observe=True)
+    known = set(destinations(list(before.attempts or ()))) if before is not None else set()
+    new = [d for d in destinations(list(attempts)) if d not in known]
+    rec.event("network.attempts", attempts=[str(a) for a in attempts[:20]], new=new[:20],
+              base_compared=before is not None)
+    rt.metrics.gates.labels("network", "blocked" if new else "passed").inc()
+    if not new:
+        return None
+    return violation("checks.network", None, None, _network_message(new, attempts))
+
+
+def _network_message(new: Sequence[str], attempts: Sequence[Attempt]) -> str:
+    shown = ", ".join(new[:MAX_DESTINATIONS_SHOWN])
+    more = len(new) - MAX_DESTINATIONS_SHOWN
+    sent = sum(a.sent for a in attempts)
+    return (f"the tests tried to reach the network: {shown}"
+            + (f" and {more} more" if more > 0 else "")
+            + (f" ({sent} bytes sent)" if sent else "")
+            + "; the sandbox has none, and the change must not need it")
