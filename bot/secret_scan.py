@@ -87,14 +87,16 @@ _PRAGMAS = re.compile(
 )
 # Patterns detect-secrets 1.5 lacks: fine-grained GitHub tokens, private key headers it does
 # not list (ENCRYPTED, and any future "<ALGO> PRIVATE KEY"), Google API keys, npm's granular
-# tokens (its plugin knows only ".npmrc" lines), and URLs with a password but an empty user
-# ("redis://:pw@host"), which its basic-auth plugin requires a user for.
+# tokens (its plugin knows only ".npmrc" lines), and URLs with a password whose user is empty
+# ("redis://:pw@host") or which holds characters its basic-auth plugin refuses ("!", "-"...,
+# which belong percent-encoded there but are written as they are in real configuration).
 _EXTRA_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("GitHub Token", re.compile(r"github_pat_[A-Za-z0-9_]{22,255}")),
     ("Private Key", re.compile(r"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----")),
     ("Google API Key", re.compile(r"AIza[0-9A-Za-z_-]{35}")),
     ("NPM tokens", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
-    ("Basic Auth Credentials", re.compile(r"[a-z][a-z0-9+.-]*://:[^\s/@'\"`{}$<>%*]{3,}@")),
+    ("Basic Auth Credentials",
+     re.compile(r"[a-z][a-z0-9+.-]*://[^\s:/@'\"`{}$<>]*:[^\s/@'\"`{}$<>%*]{3,}@")),
 )
 _BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{20,8192}={0,2}")
 _HEX_TOKEN = re.compile(r"\b(?:[0-9a-fA-F]{2}){16,4096}\b")
@@ -120,6 +122,9 @@ _TEXT_SUFFIXES = (
     ".yaml",
     ".yml",
 )
+# Values a configuration key takes that are switches, not secrets (YAML, INI, TOML).
+_SWITCH_WORDS = frozenset({"on", "off", "true", "false", "yes", "no", "null", "none", "~",
+                           "enabled", "disabled", "enable", "disable", "required", "optional"})
 _CODE_SPAN = re.compile(r"`([^`\s]{16,})`")
 # Prose that gives a value to a named setting: "Set `DB_PASSWORD` to `value`".
 _PROSE_ASSIGNMENT = re.compile(r"`([A-Za-z_][\w.-]*)`\s*(?:to|=|:|is)\s*`([^`\s]{8,})`")
@@ -357,6 +362,8 @@ def _names_something(value: str, line: str) -> bool:
     variable's name, a separated name of the concept itself (a header or field name), an
     enum-style constant whose value spells its own name, a message."""
     if _ENV_NAME.fullmatch(value) or len(value.split()) >= 5:
+        return True
+    if value.lower() in _SWITCH_WORDS:  # "secret_scan: off" switches a check, holds nothing
         return True
     if _SEPARATED_NAME.fullmatch(value) and _SECRET_WORD.search(value):
         return True  # names the concept: "X-Api-Key", "user_password_hash"

@@ -199,6 +199,9 @@ class Prepared:
 
 
 _SECRET_KEY = re.compile(r"token|secret|password|api_key|private_key", re.IGNORECASE)
+# Keys that name a secret without holding one: web.api_token_name ("client") is the name jobs
+# of the tasks API are requested by, and replacing it would blank that word in every transcript.
+_NOT_VALUES = ("_name", "_file", "_path")
 MAX_TRANSCRIPT_CHARS = 200_000
 
 
@@ -214,7 +217,8 @@ def known_secrets(settings: Settings) -> tuple[str, ...]:
         elif isinstance(node, list | tuple):
             for value in node:
                 walk(value, key)
-        elif isinstance(node, str) and node and _SECRET_KEY.search(key):
+        elif isinstance(node, str) and node and _SECRET_KEY.search(key) \
+                and not key.endswith(_NOT_VALUES):
             found.append(node)
 
     walk(settings.model_dump(), "")

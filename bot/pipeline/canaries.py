@@ -21,7 +21,7 @@ import base64
 import secrets
 import shlex
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 _UPPER = string.ascii_uppercase + "234567"
@@ -66,6 +66,12 @@ class Canaries:
         """Where each canary found in ``text`` was planted (``GITHUB_TOKEN``,
         ``~/.aws/credentials`` ...), in planting order."""
         return [c.where for c in self.planted if any(s in text for s in _spellings(c.token))]
+
+    def seen_in_names(self, names: Iterable[str]) -> list[str]:
+        """Where each canary found in a host name was planted: DNS ignores case, so a token
+        sent as a label comes back in whatever case the resolver chose."""
+        joined = "\n".join(names).lower()
+        return [c.where for c in self.planted if c.token.lower() in joined]
 
     def redact(self, text: str) -> str:
         """``text`` with every spelling of every canary token replaced."""

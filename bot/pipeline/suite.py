@@ -92,26 +92,33 @@ def _run_with_canaries(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: 
                        observe: bool) -> tuple[Result, tuple[Attempt, ...] | None,
                                                Violation | None]:
     """The verify run with fresh canaries planted: its result with every canary redacted
-    (output and JUnit failure messages), its network attempts, and the violation when a
-    canary came out."""
+    (output, and the JUnit report's failure messages and figures), its network attempts, and
+    the violation when a canary came out."""
     canaries = plant()
     run = run_tests(rt, rec, prepared, trusted, "verify", canaries=canaries, observe=observe)
     tests = run.result
-    failures = tests.junit.failures if tests.junit is not None else ()
-    leaked = canaries.seen("\n".join([tests.stdout, tests.stderr, *failures]))
+    junit = tests.junit
+    reported = [*junit.failures, *junit.figure_lines] if junit is not None else []
+    leaked = canaries.seen("\n".join([tests.stdout, tests.stderr, *reported]))
+    attempts = run.attempts or ()
+    sent = canaries.seen("\n".join(a.head.decode("latin-1") for a in attempts))
+    sent += [w for w in canaries.seen_in_names(a.name for a in attempts) if w not in sent]
     tests = replace(tests, stdout=canaries.redact(tests.stdout),
                     stderr=canaries.redact(tests.stderr))
-    if tests.junit is not None:  # failure messages reach the pull request body
+    if junit is not None:  # failure messages and figures reach the pull request body
         tests = replace(tests, junit=replace(
-            tests.junit, failures=tuple(canaries.redact(line) for line in failures)))
-    rt.metrics.gates.labels("canaries", "blocked" if leaked else "passed").inc()
-    if not leaked:
+            junit, failures=tuple(canaries.redact(line) for line in junit.failures),
+            figure_lines=tuple(canaries.redact(line) for line in junit.figure_lines)))
+    rt.metrics.gates.labels("canaries", "blocked" if leaked or sent else "passed").inc()
+    if not leaked and not sent:
         return tests, run.attempts, None
-    rec.event("gates.canaries", leaked=leaked)
+    rec.event("gates.canaries", leaked=leaked, sent=sent)
+    where = [f"printed ({', '.join(leaked)})" if leaked else "",
+             f"sent over the network ({', '.join(sent)})" if sent else ""]
     return tests, run.attempts, violation(
         "checks.canaries", None, None,
-        f"the tests printed planted fake credentials ({', '.join(leaked)}): the change sends "
-        "the environment or credential files to its output")
+        f"planted fake credentials came out of the tests: {' and '.join(w for w in where if w)}"
+        "; the change sends the environment or credential files out")
 
 
 def _run_base(rt: Runtime, rec: Recorder, prepared: Prepared, observe: bool) -> Run | None:

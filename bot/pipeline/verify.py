@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from bot.secret_scan import Finding, scan_changes
 # check are redacted from the stored transcript too (the value may sit on another line).
 _CREDENTIAL_RULE = "literal-credential-check"
 _STRING_LITERAL = re.compile(r"""(["'`])((?:(?!\1)[^\\]|\\.){4,}?)\1""")
+_UNQUOTED_VALUE = re.compile(r"""[:=]\s*([^\s"'`]{6,})\s*$""")
 _SECRET_SHAPE = re.compile(
     r"^(?=.*[0-9].*[A-Za-z]|.*[A-Za-z].*[0-9]|.*[^A-Za-z0-9_. /-]|.{16,}).{6,}$")
 
@@ -62,17 +64,23 @@ def verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) -
         rec.event("gates.evaluated", violations=["diff.invalid"], findings=0)
         return Verified(trusted_diff, None, [Violation("diff.invalid", None, None, str(exc))],
                         [], None, trusted)
-    violations = evaluate(prepared.policy, changes)
-    violations += spec_edit_violations(rec.lease.claim.job, changes)
-    if prepared.policy.checks.analysis:
-        violations += _analysis(rt, rec, prepared, trusted, changes)
-    findings = scan_changes(changes) if prepared.policy.checks.secret_scan else []
-    rec.event("gates.evaluated", violations=[v.rule for v in violations],
-              findings=len(findings))
-    rt.metrics.gates.labels("policy", "blocked" if violations else "passed").inc()
-    rt.metrics.gates.labels("secret_scan", "blocked" if findings else "passed").inc()
-    gated = Verified(trusted_diff, changes, violations, findings, None, trusted)
-    return gated if violations or findings else _tested(rt, rec, prepared, gated)
+    # The structural gate reads the files while the other gates, and the tests when they
+    # pass, run: its verdict is waited for before anything is decided.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgebot-analysis") as pool:
+        structure = (pool.submit(_analysis, rt, rec, prepared, trusted, changes)
+                     if prepared.policy.checks.analysis else None)
+        violations = evaluate(prepared.policy, changes)
+        violations += spec_edit_violations(rec.lease.claim.job, changes)
+        findings = scan_changes(changes) if prepared.policy.checks.secret_scan else []
+        _redact_stored(rt, rec, _flagged_lines(changes, findings), "the secret scan")
+        rec.event("gates.evaluated", violations=[v.rule for v in violations],
+                  findings=len(findings))
+        rt.metrics.gates.labels("policy", "blocked" if violations else "passed").inc()
+        rt.metrics.gates.labels("secret_scan", "blocked" if findings else "passed").inc()
+        gated = Verified(trusted_diff, changes, violations, findings, None, trusted)
+        verified = gated if violations or findings else _tested(rt, rec, prepared, gated)
+        found = structure.result() if structure is not None else []
+    return replace(verified, violations=[*found, *verified.violations]) if found else verified
 
 
 def _tested(rt: Runtime, rec: Recorder, prepared: Prepared, gated: Verified) -> Verified:
@@ -134,20 +142,36 @@ def _analysis(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
     rec.event("gates.analysis", findings=[f"{f.rule} {f.path}:{f.line}" for f in found],
               seconds=round(time.monotonic() - started, 2))
     flagged = {f.path for f in found if f.rule.startswith(_CREDENTIAL_RULE)}
-    literals = [value for change in files if change.path in flagged
-                for line in change.added for value in _secret_literals(line.text)]
-    if literals:  # the model's reply holding them was stored before the gate saw them
-        rt.store.redact_transcript(rec.job_id, rec.lease.claim.attempt_id, literals,
-                                   f"[redacted: flagged by checks.analysis:{_CREDENTIAL_RULE}]")
+    _redact_stored(rt, rec, [line.text for change in files if change.path in flagged
+                             for line in change.added], f"checks.analysis:{_CREDENTIAL_RULE}")
     rt.metrics.gates.labels("analysis", "blocked" if found else "passed").inc()
     return [violation(f"checks.analysis:{f.rule}", f.path, f.line, f.message) for f in found]
+
+
+def _redact_stored(rt: Runtime, rec: Recorder, lines: list[str], gate: str) -> None:
+    """Redact the secret-shaped values of ``lines`` (flagged by ``gate``) from the attempt's
+    stored transcript: the model's reply holding them, and the issue asking for them, were
+    stored before the gate saw them."""
+    values = [value for line in lines for value in _secret_literals(line)]
+    if values:
+        rt.store.redact_transcript(rec.job_id, rec.lease.claim.attempt_id, values,
+                                   f"[redacted: flagged by {gate}]")
+
+
+def _flagged_lines(changes: ChangeSet, findings: list[Finding]) -> list[str]:
+    """The added lines the secret scan flagged."""
+    where = {(f.path, f.line) for f in findings}
+    return [line.text for change in changes.files for line in change.added
+            if (change.path, line.number) in where]
 
 
 def _secret_literals(line: str) -> list[str]:
     """The string literals of ``line`` shaped like a secret: 6 characters or more, with
     letters and digits, a symbol, or 16 characters and more."""
-    return [match.group(2) for match in _STRING_LITERAL.finditer(line)
-            if _SECRET_SHAPE.match(match.group(2))]
+    quoted = [match.group(2) for match in _STRING_LITERAL.finditer(line)]
+    unquoted = _UNQUOTED_VALUE.search(line)  # KEY=value, key: value
+    values = quoted + ([unquoted.group(1)] if unquoted and not quoted else [])
+    return [value for value in values if _SECRET_SHAPE.match(value)]
 
 
 def _dependencies(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,

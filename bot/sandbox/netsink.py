@@ -23,6 +23,8 @@ name is still recorded).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import json
 import logging
@@ -30,7 +32,7 @@ import tarfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -46,7 +48,8 @@ log = logging.getLogger(__name__)
 SINK_DIR = "/opt/forgebot-sink"
 SINK_LABEL = "forgebot.sink"
 MAX_RECORDS = 200
-MAX_LOG_BYTES = 256 * 1024
+MAX_LOG_BYTES = 1024 * 1024
+HEAD_BYTES = 2048  # as sink_server.HEAD_BYTES
 READY_TIMEOUT_S = 15.0
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:")
 
@@ -60,6 +63,9 @@ class Attempt:
     name: str
     port: int | None = None
     sent: int = 0
+    # The first bytes the connection sent (at most HEAD_BYTES): searched for canaries, never
+    # shown or stored.
+    head: bytes = field(default=b"", compare=False, repr=False)
 
     def __str__(self) -> str:
         if self.kind == "dns":
@@ -101,8 +107,19 @@ def _attempt(item: Mapping[str, Any]) -> Attempt | None:
         return Attempt("dns", name)
     port, sent = item.get("port"), item.get("bytes")
     if kind == "tcp" and isinstance(port, int) and isinstance(sent, int):
-        return Attempt("tcp", name, max(0, min(port, 65535)), max(0, sent))
+        return Attempt("tcp", name, max(0, min(port, 65535)), max(0, sent),
+                       _head(item.get("head")))
     return None
+
+
+def _head(value: object) -> bytes:
+    """The base64 ``head`` of a record, decoded and bounded; empty when it is not that."""
+    if not isinstance(value, str) or len(value) > HEAD_BYTES * 2:
+        return b""
+    try:
+        return base64.b64decode(value, validate=True)[:HEAD_BYTES]
+    except (ValueError, binascii.Error):
+        return b""
 
 
 def _clean(value: object) -> str:

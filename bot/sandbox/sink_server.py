@@ -5,14 +5,15 @@ DNS question is answered with 127.0.0.1 (``dnslib``'s server, the maintained par
 connection to any host name comes back here; ports 80, 443, 21, 22 and 25 accept it, read
 what the client sends for a moment, and close it without a byte of answer. Each lookup and
 each connection is one JSON line on stdout, which the bot reads back when the run is over:
-the name asked for, or the port and how many bytes were sent (and, for plain HTTP, the Host
-header). What is recorded is written by the code under test: the bot treats it as hostile
-input (:mod:`bot.sandbox.netsink`).
+the name asked for, or the port, how many bytes were sent and the first of them (and, for
+plain HTTP, the Host header). What is recorded is written by the code under test: the bot
+treats it as hostile input (:mod:`bot.sandbox.netsink`).
 
 Only privileged ports are taken, so a test that starts its own server on 8080 or 5000 finds
 the port free. Standard library and dnslib only; Python 3.9 and later.
 """
 
+import base64
 import json
 import socketserver
 import sys
@@ -27,6 +28,7 @@ TCP_PORTS = (80, 443, 21, 22, 25)
 EVERYWHERE = "0.0.0.0"  # noqa: S104 - the namespace has nothing but loopback
 MAX_RECORDS = 500
 READ_BYTES = 65536
+HEAD_BYTES = 2048  # what is kept of each connection's bytes, for the canary search
 READ_SECONDS = 2.0
 _lock = threading.Lock()
 _count = [0]
@@ -70,7 +72,8 @@ class Catch(socketserver.BaseRequestHandler):
                 received += chunk
         except OSError:
             pass
-        record(kind="tcp", port=port, bytes=len(received), host=_http_host(received)[:300])
+        record(kind="tcp", port=port, bytes=len(received), host=_http_host(received)[:300],
+               head=base64.b64encode(received[:HEAD_BYTES]).decode())
 
 
 def _http_host(data: bytes) -> str:

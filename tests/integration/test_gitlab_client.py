@@ -434,6 +434,15 @@ def test_permission_maps_the_access_level_including_inherited_members(
     assert forge.permission(REPO, "ada") == expected
 
 
+def test_permission_of_a_user_known_by_id_only(
+    forge: GitLabForge, api: responses.RequestsMock
+) -> None:
+    api.get(f"{PROJECT}/members/all/12",
+            json={"id": 12, "username": "ada", "access_level": 30, "state": "active"})
+    assert forge.permission(REPO, "#12") == "write"  # no user lookup: responses would fail it
+    assert forge.permission(REPO, "#x") == "none"
+
+
 def test_permission_of_strangers_and_blocked_users_is_none(
     forge: GitLabForge, api: responses.RequestsMock
 ) -> None:

@@ -70,7 +70,9 @@ def test_attempts_are_recorded_and_answered_by_nothing(sandbox: DockerSandbox) -
     assert {"collector.example.com", "api.example.org", "c2vjcmv0.exfil.example.net"} <= names
     assert Attempt("tcp", "", 443, 517) in session.attempts
     request = b"GET /k HTTP/1.1\r\nHost: api.example.org\r\n\r\n"
-    assert Attempt("tcp", "api.example.org", 80, len(request)) in session.attempts
+    [plain] = [a for a in session.attempts if a == Attempt("tcp", "api.example.org", 80,
+                                                             len(request))]
+    assert plain.head == request  # kept for the canary search
     assert not any("203.0.113.9" in a.name for a in session.attempts)
 
 

@@ -82,3 +82,13 @@ def test_redaction_removes_every_spelling(tmp_path: Path) -> None:
 
     assert canaries.seen(redacted) == []
     assert "[canary]" in redacted
+
+
+def test_a_token_sent_as_a_dns_label_is_found_whatever_its_case(tmp_path: Path) -> None:
+    canaries = plant()
+    token = next(c.token for c in canaries.planted if c.where == "GITHUB_TOKEN")
+
+    names = ["pypi.org", f"{token.lower()}.collect.example.net"]
+
+    assert canaries.seen_in_names(names) == ["GITHUB_TOKEN"]
+    assert canaries.seen_in_names(["pypi.org"]) == []

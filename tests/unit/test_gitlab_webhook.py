@@ -148,6 +148,20 @@ def test_push_with_more_commits_than_listed_is_incomplete() -> None:
     assert not event.complete
 
 
+def test_a_push_without_a_user_name_falls_back_to_the_id_then_the_display_name() -> None:
+    """Older GitLab versions, and GitLab's own documentation example, send no
+    ``user_username``."""
+    payload = load("push_hook__default_branch.json")
+    del payload["user_username"]
+    user_id = payload["user_id"]
+    by_id = parse_payload(payload)
+    payload.pop("user_id", None)
+    by_name = parse_payload(payload)
+
+    assert isinstance(by_id, Pushed) and by_id.pusher == f"#{user_id}"
+    assert isinstance(by_name, Pushed) and by_name.pusher == payload["user_name"]
+
+
 def test_push_without_a_commit_count_is_taken_as_complete() -> None:
     payload = load("push_hook__default_branch.json")
     del payload["total_commits_count"]

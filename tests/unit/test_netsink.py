@@ -3,6 +3,7 @@ cut, and how destinations are named."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 from bot.sandbox.netsink import MAX_RECORDS, Attempt, destinations, parse_records
@@ -57,3 +58,15 @@ def test_records_are_bounded() -> None:
     text = _lines(*({"kind": "dns", "name": f"n{i}.example"} for i in range(MAX_RECORDS * 3)))
 
     assert len(parse_records(text)) == MAX_RECORDS
+
+
+def test_the_first_bytes_are_kept_for_the_canary_search_only() -> None:
+    head = base64.b64encode(b"POST /c HTTP/1.1\r\n\r\ntoken=abc").decode()
+    [kept, refused, oversized] = parse_records(_lines(
+        {"kind": "tcp", "port": 80, "bytes": 29, "host": "", "head": head},
+        {"kind": "tcp", "port": 80, "bytes": 3, "host": "", "head": "not base64!"},
+        {"kind": "tcp", "port": 80, "bytes": 3, "host": "", "head": "QUFB" * 5000}))
+
+    assert kept.head.endswith(b"token=abc") and refused.head == b"" and oversized.head == b""
+    assert kept == Attempt("tcp", "", 80, 29)  # the bytes are not part of what is compared
+    assert "token" not in str(kept) and "token" not in repr(kept)

@@ -39,3 +39,19 @@ def test_the_body_of_a_private_key_goes_with_its_header() -> None:
     # Without an END line, the redaction stops at the first line that is not base64.
     cut = redact("-----BEGIN OPENSSH PRIVATE KEY-----\n" + body[0] + "\nname = 'x'\n")
     assert cut.split("\n")[2] == "name = 'x'"
+
+
+def test_the_bots_secrets_are_values_not_the_names_of_secrets() -> None:
+    from bot.config import load_settings
+    from bot.pipeline.attempt import known_secrets
+
+    settings = load_settings(None, environ={
+        "FORGEBOT_WEB__API_TOKEN": "tasks-api-token-0123456789",
+        "FORGEBOT_WEB__API_TOKEN_NAME": "client",
+        "FORGEBOT_FORGES__GITEA__TOKEN": "gitea-token-abcdef0123"})
+
+    found = known_secrets(settings)
+
+    assert "tasks-api-token-0123456789" in found and "gitea-token-abcdef0123" in found
+    assert "client" not in found
+    assert "the client calls bot/client.py" in redact("the client calls bot/client.py", found)

@@ -346,3 +346,12 @@ ORDINARY = {
 @pytest.mark.parametrize("path", list(ORDINARY))
 def test_ordinary_code_has_no_findings(path: str) -> None:
     assert scan_diff(added(path, ORDINARY[path])) == []
+
+
+def test_a_switch_named_like_a_secret_is_not_one() -> None:
+    """A policy or configuration file that turns a check off is not a credential; a password
+    beside it still is."""
+    diff = added(".forgebot.yml", ["checks:", "  secret_scan: off", "  secret_scan: disabled",
+                                   "  require_token: true", "  password: hunter2-Xq9!zz"])
+
+    assert [(f.line, f.kind) for f in scan_diff(diff)] == [(5, "Secret Keyword")]

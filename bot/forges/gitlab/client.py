@@ -363,15 +363,14 @@ class GitLabClient:
 
     def permission(self, repo: str, user: str) -> str:
         """``none``, ``read`` (guest to reporter), ``write`` (developer, maintainer) or
-        ``admin`` (owner), counting members inherited from groups (two GETs)."""
-        with _api(f"look up user {user}"):
-            users = self._gl.users.list(username=user, get_all=False)
-        match = [u.attributes for u in users if u.attributes.get("username") == user]
-        if not match:
+        ``admin`` (owner), counting members inherited from groups (two GETs; one for a
+        ``#<id>`` user, as pushes from older GitLab versions name them)."""
+        user_id = _user_id(user) if user.startswith("#") else self._find_user(user)
+        if user_id is None:
             return "none"
         try:
             with _api(f"read the access of {user} to {repo}"):
-                member = self._project(repo).members_all.get(match[0]["id"]).attributes
+                member = self._project(repo).members_all.get(user_id).attributes
         except ForgeError as exc:
             if _status_of(exc) == 404:
                 return "none"  # not a member, directly or through a group
@@ -379,6 +378,12 @@ class GitLabClient:
         if member.get("state", "active") != "active":
             return "none"  # blocked, or an invitation not yet accepted
         return access_name(member.get("access_level"))
+
+    def _find_user(self, username: str) -> int | None:
+        with _api(f"look up user {username}"):
+            users = self._gl.users.list(username=username, get_all=False)
+        match = [u.attributes for u in users if u.attributes.get("username") == username]
+        return int(match[0]["id"]) if match else None
 
     # ------------------------------------------------------------------ the forge's CI
 
@@ -645,3 +650,9 @@ def _already_in_state(exc: ForgeError, state: str) -> bool:
     message = str(exc)
     return (_status_of(exc) == 400 and "Cannot transition status" in message
             and f"from :{state}" in message)
+
+
+def _user_id(user: str) -> int | None:
+    """The id of a ``#<id>`` user (a push from a GitLab that sent no user name)."""
+    digits = user.removeprefix("#")
+    return int(digits) if digits.isdigit() else None

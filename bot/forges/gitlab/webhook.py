@@ -197,13 +197,25 @@ def _pushed(fields: Fields) -> list[Event]:
         ref=fields.text("ref"),
         before=fields.text("before"),
         after=after,
-        pusher=fields.text("user_username"),
+        pusher=_pusher(fields),
         added=_union(fields, commits, "added"),
         modified=_union(fields, commits, "modified"),
         removed=_union(fields, commits, "removed"),
         # With more than 20 commits the lists miss the older ones: ask the compare API.
         complete=total is None or total <= len(commits),
     )]
+
+
+def _pusher(fields: Fields) -> str:
+    """Who pushed: ``user_username``; older GitLab versions (and GitLab's own documentation
+    example) send only ``user_name`` (a display name) and ``user_id``, so then ``#<id>``,
+    which :meth:`GitLabForge.permission` looks up by id, or the display name as a last
+    resort (it has no permission: the push is ignored, politely)."""
+    username = fields.text("user_username", optional=True)
+    if username:
+        return username
+    user_id = fields.optional_integer("user_id")
+    return f"#{user_id}" if user_id is not None else fields.text("user_name")
 
 
 def _pull_closed(fields: Fields) -> list[Event]:
