@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -206,7 +206,9 @@ def test_job_page_updates_live(browser, base_url, store, shots):
                                              "prompt_tokens": 321, "completion_tokens": 45},
                     attempt)
     store.add_event(running, "status.failed", {"error": "<b>forge said no</b>"}, attempt)
-    WebDriverWait(browser, 15, poll_frequency=0.25).until(
+    # The live update swaps the list: an element found just before the swap goes stale.
+    WebDriverWait(browser, 15, poll_frequency=0.25,
+                  ignored_exceptions=[StaleElementReferenceException]).until(
         lambda d: "forge said no" in d.find_element(By.CSS_SELECTOR, "ol.events").text)
     assert browser.execute_script("return window.__sameDocument") is True
     events = browser.find_element(By.CSS_SELECTOR, "ol.events").text
