@@ -6,32 +6,22 @@ Nothing the sandbox said is believed: everything here runs on the trusted copy.
 
 from __future__ import annotations
 
-import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bot import analyzer, gitops
+from bot import gitops
 from bot.agent.loop import AgentResult
-from bot.pipeline import evidence, suite
+from bot.pipeline import evidence, structure_gate, suite
 from bot.pipeline.attempt import Prepared, Recorder, Runtime
 from bot.pipeline.evidence import Evidence
 from bot.pipeline.install import DependencyCheck, check_dependency_change
 from bot.pipeline.traceability import Traceability, spec_edit_violations, trace_job
-from bot.policy.changeset import ChangeSet, DiffError, FileStatus, parse_diff
-from bot.policy.evaluate import Violation, evaluate, normalise_path, violation
+from bot.policy.changeset import ChangeSet, DiffError, parse_diff
+from bot.policy.evaluate import Violation, evaluate
 from bot.sandbox.base import Result
 from bot.sandbox.toolchain import Toolchain, detect_toolchain, read_marker_files
 from bot.secret_scan import Finding, scan_changes
-
-# The secret-shaped literals of a file in which the structural gate finds a literal credential
-# check are redacted from the stored transcript too (the value may sit on another line).
-_CREDENTIAL_RULE = "literal-credential-check"
-_STRING_LITERAL = re.compile(r"""(["'`])((?:(?!\1)[^\\]|\\.){4,}?)\1""")
-_UNQUOTED_VALUE = re.compile(r"""[:=]\s*([^\s"'`]{6,})\s*$""")
-_SECRET_SHAPE = re.compile(
-    r"^(?=.*[0-9].*[A-Za-z]|.*[A-Za-z].*[0-9]|.*[^A-Za-z0-9_. /-]|.{16,}).{6,}$")
 
 
 @dataclass
@@ -67,12 +57,13 @@ def verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) -
     # The structural gate reads the files while the other gates, and the tests when they
     # pass, run: its verdict is waited for before anything is decided.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgebot-analysis") as pool:
-        structure = (pool.submit(_analysis, rt, rec, prepared, trusted, changes)
+        structure = (pool.submit(structure_gate.analysis, rt, rec, prepared, trusted, changes)
                      if prepared.policy.checks.analysis else None)
         violations = evaluate(prepared.policy, changes)
         violations += spec_edit_violations(rec.lease.claim.job, changes)
         findings = scan_changes(changes) if prepared.policy.checks.secret_scan else []
-        _redact_stored(rt, rec, _flagged_lines(changes, findings), "the secret scan")
+        structure_gate.redact_stored(rt, rec, structure_gate.flagged_lines(changes, findings),
+                                     "the secret scan")
         rec.event("gates.evaluated", violations=[v.rule for v in violations],
                   findings=len(findings))
         rt.metrics.gates.labels("policy", "blocked" if violations else "passed").inc()
@@ -112,66 +103,6 @@ def _tested(rt: Runtime, rec: Recorder, prepared: Prepared, gated: Verified) -> 
         rec.event("spec.traced", spec=traced.spec_path, untested=list(traced.untested),
                   proven=[r.criterion_id for r in traced.rows if r.proven])
     return replace(gated, tests=tests, evidence=proof, trace=traced, dependencies=deps)
-
-
-def _analysis(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
-              changes: ChangeSet) -> list[Violation]:
-    """The structural gate (:mod:`bot.analyzer`) on the trusted copy's changed files, with
-    the base's copy of the modified ones beside it. A gate that could not run is a violation
-    too: nothing passes unseen."""
-    files = [change for change in changes.files
-             if change.status is not FileStatus.DELETED and not change.is_symlink
-             and not change.is_binary and normalise_path(change.path) == change.path]
-    base = prepared.attempt_root / "analysis-base"
-    for change in files:
-        if change.status is FileStatus.MODIFIED:
-            old = base / change.path
-            old.parent.mkdir(parents=True, exist_ok=True)
-            old.write_bytes(gitops.read_file(trusted, prepared.base_sha, change.path)
-                            .encode("utf-8", "surrogateescape"))
-    added = {change.path: [line.number for line in change.added] for change in files}
-    rules = rt.settings.analysis_rules or analyzer.RULES_DIR
-    started = time.monotonic()
-    try:
-        found = analyzer.analyze(trusted, added, rules, base=base)
-    except analyzer.AnalyzerError as exc:
-        rec.event("gates.analysis", error=str(exc))
-        rt.metrics.gates.labels("analysis", "blocked").inc()
-        return [violation("checks.analysis", None, None,
-                          f"the structural gate could not judge the change: {exc}")]
-    rec.event("gates.analysis", findings=[f"{f.rule} {f.path}:{f.line}" for f in found],
-              seconds=round(time.monotonic() - started, 2))
-    flagged = {f.path for f in found if f.rule.startswith(_CREDENTIAL_RULE)}
-    _redact_stored(rt, rec, [line.text for change in files if change.path in flagged
-                             for line in change.added], f"checks.analysis:{_CREDENTIAL_RULE}")
-    rt.metrics.gates.labels("analysis", "blocked" if found else "passed").inc()
-    return [violation(f"checks.analysis:{f.rule}", f.path, f.line, f.message) for f in found]
-
-
-def _redact_stored(rt: Runtime, rec: Recorder, lines: list[str], gate: str) -> None:
-    """Redact the secret-shaped values of ``lines`` (flagged by ``gate``) from the attempt's
-    stored transcript: the model's reply holding them, and the issue asking for them, were
-    stored before the gate saw them."""
-    values = [value for line in lines for value in _secret_literals(line)]
-    if values:
-        rt.store.redact_transcript(rec.job_id, rec.lease.claim.attempt_id, values,
-                                   f"[redacted: flagged by {gate}]")
-
-
-def _flagged_lines(changes: ChangeSet, findings: list[Finding]) -> list[str]:
-    """The added lines the secret scan flagged."""
-    where = {(f.path, f.line) for f in findings}
-    return [line.text for change in changes.files for line in change.added
-            if (change.path, line.number) in where]
-
-
-def _secret_literals(line: str) -> list[str]:
-    """The string literals of ``line`` shaped like a secret: 6 characters or more, with
-    letters and digits, a symbol, or 16 characters and more."""
-    quoted = [match.group(2) for match in _STRING_LITERAL.finditer(line)]
-    unquoted = _UNQUOTED_VALUE.search(line)  # KEY=value, key: value
-    values = quoted + ([unquoted.group(1)] if unquoted and not quoted else [])
-    return [value for value in values if _SECRET_SHAPE.match(value)]
 
 
 def _dependencies(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
