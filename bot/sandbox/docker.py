@@ -243,9 +243,10 @@ class DockerSandbox:
 
     def start_observed(self, image: str, limits: Limits, labels: dict[str, str],
                        sink_image: str) -> ObservedSession:
-        """``start``, in the network namespace of a network sink started first from
-        ``sink_image`` (:mod:`bot.sandbox.netsink`): the session's ``attempts`` say where its
-        commands tried to go. Raises ``SandboxError`` like ``start``."""
+        """``start``, in the network namespace of a network sink started first, its image
+        built from ``sink_image`` (a python runner image) the first time
+        (:mod:`bot.sandbox.netsink`): the session's ``attempts`` say where its commands tried
+        to go. Raises ``SandboxError`` like ``start``."""
         sink = Sink.start(self.client, sink_image, labels)
         try:
             session = self._start(image, limits, labels,

@@ -11,7 +11,9 @@ So a change whose tests reach for the network names its destinations, whatever t
 looked like: the pipeline compares them with the base commit's and reports new ones as the
 violation ``checks.network``.
 
-The sink runs our code in a container of the python runner image: root without any
+The sink runs our code in a container of its own image, built once from the python runner
+image with the sink's files in it and every module it imports compiled (:func:`sink_image`),
+so a sink listens a moment after it starts: root without any
 capability but binding low ports, ``no-new-privileges``, no network, bounded memory and
 pids. What it reports was written by the code under test, so :func:`parse_records` reads it
 as hostile input: bounded, JSON only, names cut to what a host name can be.
@@ -25,10 +27,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import json
 import logging
 import tarfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -47,6 +51,10 @@ log = logging.getLogger(__name__)
 
 SINK_DIR = "/opt/forgebot-sink"
 SINK_LABEL = "forgebot.sink"
+SINK_IMAGE_LABEL = "forgebot.sink-image"  # the key of the runner image and sink code
+SINK_BASE_LABEL = "forgebot.sink-base"  # the runner image it was built from, by name
+SINK_REPOSITORY = "forgebot-sink"
+BUILD_TIMEOUT_S = 120
 MAX_RECORDS = 200
 MAX_LOG_BYTES = 1024 * 1024
 HEAD_BYTES = 2048  # as sink_server.HEAD_BYTES
@@ -141,18 +149,19 @@ class Sink:
         return str(self._container.id)
 
     @classmethod
-    def start(cls, client: docker.DockerClient, image: str, labels: Mapping[str, str]) -> Sink:
-        """Create, fill and start a sink from ``image`` (a python runner image); it listens a
-        moment later (:meth:`wait_ready`), while the session starts beside it. Raises
-        ``SandboxError``; nothing is left behind on failure."""
+    def start(cls, client: docker.DockerClient, runner_image: str,
+              labels: Mapping[str, str]) -> Sink:
+        """Create and start a sink from its image (built from ``runner_image``, a python
+        runner image, the first time: :func:`sink_image`); it listens a moment later
+        (:meth:`wait_ready`), while the session starts beside it. Raises ``SandboxError``;
+        nothing is left behind on failure."""
+        image = sink_image(client, runner_image)
         try:
             container = client.containers.create(image, **_sink_options(labels))
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise SandboxError(f"could not create the network sink from {image}: {exc}") from exc
         sink = cls(container)
         try:
-            if not container.put_archive("/opt", _sink_tree()):
-                raise SandboxError("the network sink refused its files")
             container.start()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             sink.stop()
@@ -222,6 +231,82 @@ class ObservedSession:
             self._session.close()
         finally:
             self.attempts = self._sink.stop()
+
+
+_building = threading.Lock()
+
+
+def sink_image(client: docker.DockerClient, runner_image: str) -> str:
+    """The sink's image for ``runner_image``: that image with the sink's server and dnslib in
+    ``SINK_DIR`` and the byte code of every module the server imports (the runner images keep
+    none, and compiling them cost the sink half a second at each start). Built once per
+    runner image and sink code, tagged ``forgebot-sink:<key>``; the older sink images of the
+    same runner image name are removed when a new one is built. Raises ``SandboxError``."""
+    tree = _sink_tree()
+    try:
+        base = client.images.get(runner_image).id
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise SandboxError(f"the network sink needs {runner_image}: {exc}") from exc
+    key = hashlib.sha256(base.encode() + tree).hexdigest()[:16]
+    tag = f"{SINK_REPOSITORY}:{key}"
+    with _building:
+        try:
+            client.images.get(tag)
+            return tag
+        except docker.errors.ImageNotFound:
+            pass
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise SandboxError(f"could not look up the network sink's image: {exc}") from exc
+        _build(client, runner_image, tree, key)
+        _remove_older(client, runner_image, key)
+    return tag
+
+
+def _build(client: docker.DockerClient, runner_image: str, tree: bytes, key: str) -> None:
+    """Commit ``runner_image`` with ``tree`` put in and the server imported once by a Python
+    that writes byte code (``-E`` ignores the image's PYTHONDONTWRITEBYTECODE)."""
+    importer = f"import sys; sys.path.insert(0, {SINK_DIR!r}); import sink_server"
+    try:
+        container = client.containers.create(
+            runner_image, command=["python3", "-E", "-s", "-S", "-c", importer],
+            user="0:0", network_mode="none", labels={SINK_IMAGE_LABEL: key},
+            name=f"forgebot-sink-build-{uuid.uuid4().hex[:12]}")
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise SandboxError(f"could not build the network sink's image: {exc}") from exc
+    try:
+        if not container.put_archive("/opt", tree):
+            raise SandboxError("the network sink's image refused its files")
+        container.start()
+        status = container.wait(timeout=BUILD_TIMEOUT_S).get("StatusCode")
+        if status != 0:
+            tail = container.logs(tail=5).decode("utf-8", "replace").strip()[-300:]
+            raise SandboxError(f"the network sink's server does not import in {runner_image}: "
+                               f"exit {status}: {tail or 'no output'}")
+        container.commit(repository=SINK_REPOSITORY, tag=key, conf={
+            "Labels": {SINK_IMAGE_LABEL: key, SINK_BASE_LABEL: runner_image}})
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise SandboxError(f"could not build the network sink's image: {exc}") from exc
+    finally:
+        try:
+            container.remove(force=True)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            log.warning("could not remove the network sink's build container: %s", exc)
+
+
+def _remove_older(client: docker.DockerClient, runner_image: str, key: str) -> None:
+    """Remove the sink images of earlier builds of ``runner_image`` or earlier sink code (one
+    in use stays)."""
+    try:
+        images = client.images.list(filters={"label": f"{SINK_BASE_LABEL}={runner_image}"})
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        return
+    for image in images:
+        if image.labels.get(SINK_IMAGE_LABEL) == key:
+            continue
+        try:
+            client.images.remove(image.id, force=False)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            log.info("kept an older network sink image %s: %s", image.short_id, exc)
 
 
 def _sink_options(labels: Mapping[str, str]) -> dict[str, Any]:

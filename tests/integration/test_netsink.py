@@ -2,7 +2,7 @@
 and connections recorded and answered by nothing, while a test's own local server still
 works, and the sink is gone afterwards.
 
-Needs a running Docker engine and the python runner image (``make runner-image``).
+Needs a running Docker engine and the python and node runner images (``make runner-images``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,16 @@ import pytest
 
 from bot.errors import SandboxError
 from bot.sandbox.base import Limits
-from bot.sandbox.docker import RUNNER_IMAGE, DockerSandbox
-from bot.sandbox.netsink import SINK_LABEL, Attempt
-from tests.integration.docker_engine import docker_engine
+from bot.sandbox.docker import RUNNER_IMAGE, RUNNER_IMAGES, DockerSandbox
+from bot.sandbox.netsink import (
+    SINK_BASE_LABEL,
+    SINK_DIR,
+    SINK_IMAGE_LABEL,
+    SINK_LABEL,
+    Attempt,
+    sink_image,
+)
+from tests.integration.docker_engine import docker_engine, tar_of
 
 pytestmark = pytest.mark.docker
 
@@ -50,7 +57,8 @@ print("local server", urllib.request.urlopen("http://127.0.0.1:8080/").status)
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[DockerSandbox]:
-    with docker_engine([RUNNER_IMAGE], f"{TEST_LABEL}=test_netsink") as client:
+    with docker_engine([RUNNER_IMAGE, RUNNER_IMAGES["node"].ref],
+                       f"{TEST_LABEL}=test_netsink") as client:
         yield DockerSandbox(client)
 
 
@@ -96,3 +104,63 @@ def test_a_sink_that_cannot_start_leaves_nothing(sandbox: DockerSandbox) -> None
     left = sandbox.client.containers.list(all=True, filters={"label": SINK_LABEL})
     assert [c for c in left if c.labels.get(TEST_LABEL) == "test_netsink"] == []
 
+
+
+def test_the_sink_image_is_built_once_with_its_byte_code(sandbox: DockerSandbox) -> None:
+    client = sandbox.client
+    tag = sink_image(client, RUNNER_IMAGE)
+    built = client.images.get(tag)
+
+    assert sink_image(client, RUNNER_IMAGE) == tag
+    assert client.images.get(tag).id == built.id  # reused, not built again
+    assert built.labels[SINK_IMAGE_LABEL] == tag.split(":")[1]
+    listing = client.containers.run(
+        tag, ["sh", "-c", f"ls {SINK_DIR}/dnslib/__pycache__ /usr/lib/python3*/__pycache__"],
+        network_mode="none", remove=True).decode()
+    assert "dns.cpython-" in listing and "socketserver.cpython-" in listing
+    builders = client.containers.list(all=True, filters={"label": SINK_IMAGE_LABEL})
+    assert builders == []  # the build container is gone
+
+
+def test_a_runner_image_without_python_gives_a_clear_error(sandbox: DockerSandbox) -> None:
+    client = sandbox.client
+    empty = "forgebot-test-no-python:1"
+    client.api.import_image_from_data(tar_of({"README": "no python here\n"}),
+                                      repository="forgebot-test-no-python", tag="1")
+    try:
+        with pytest.raises(SandboxError, match="network sink's image"):
+            sink_image(client, empty)
+        assert client.containers.list(all=True, filters={"label": SINK_IMAGE_LABEL}) == []
+        assert client.images.list(filters={"label": f"{SINK_BASE_LABEL}={empty}"}) == []
+    finally:
+        client.images.remove(empty, force=True)
+
+
+def test_only_older_sinks_of_the_same_runner_image_are_removed(
+        sandbox: DockerSandbox) -> None:
+    client = sandbox.client
+    tag = sink_image(client, RUNNER_IMAGE)
+    other = sink_image(client, RUNNER_IMAGES["node"].ref)  # node's image has python3 too
+    try:
+        assert client.images.get(tag).labels[SINK_BASE_LABEL] == RUNNER_IMAGE
+        assert sink_image(client, RUNNER_IMAGE) == tag  # still there
+    finally:
+        client.images.remove(other, force=True)
+
+
+def test_a_new_build_removes_the_older_sink_of_its_runner_image(
+        sandbox: DockerSandbox) -> None:
+    client = sandbox.client
+    older = "forgebot-sink:0000000000000000"
+    holder = client.containers.create(RUNNER_IMAGE, ["true"], network_mode="none",
+                                      labels={TEST_LABEL: "test_netsink"})
+    holder.commit(repository="forgebot-sink", tag="0000000000000000", conf={
+        "Labels": {SINK_IMAGE_LABEL: "0000000000000000", SINK_BASE_LABEL: RUNNER_IMAGE}})
+    holder.remove(force=True)
+    client.images.remove(sink_image(client, RUNNER_IMAGE))  # so that the next call builds
+
+    tag = sink_image(client, RUNNER_IMAGE)
+
+    assert tag != older
+    assert older not in [t for image in client.images.list("forgebot-sink")
+                         for t in image.tags]
