@@ -10,9 +10,16 @@ searched for every token, also base64-encoded (at each of the three alignments),
 and reversed; a token that is found is a violation, and is redacted from the output before
 it is stored or posted.
 
-Only what the run prints can be searched here; a connection the run attempts is the network
-sink's business. A value is planted with a ``sh`` wrapper, so the test command and the
-sandbox are unchanged; files are written only where none exists already.
+When the test command is over, the same wrapper searches the files the run wrote (under
+``/sandbox``, ``/tmp`` and ``$HOME``, newer than the run's start, up to 4 MB each) for every
+spelling, and names the first twenty that hold one on its last lines of stderr, behind a
+marker of this run's (:meth:`Canaries.files_written` reads them back). That search runs in the
+sandbox, after code under test: what it reports is read as hostile input, and a run that
+stops it hides only its own files, which never leave the sandbox.
+
+A connection the run attempts is the network sink's business. A value is planted with a
+``sh`` wrapper, so the test command and the sandbox are unchanged (its exit status is the
+command's); files are written only where none exists already.
 """
 
 from __future__ import annotations
@@ -22,10 +29,14 @@ import secrets
 import shlex
 import string
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _UPPER = string.ascii_uppercase + "234567"
 _ALNUM = string.ascii_letters + string.digits
+MAX_FILES_NAMED = 20
+MAX_PATH_CHARS = 200
+# The workspace and where tools write (in the sandbox, not here), and $HOME.
+SEARCHED = ("/sandbox", "/tmp")  # noqa: S108
 
 
 def _token(alphabet: str, length: int) -> str:
@@ -45,22 +56,52 @@ class Canary:
 @dataclass(frozen=True)
 class Canaries:
     planted: tuple[Canary, ...]
+    # Starts each line of the file search's report: random per run, so that no honest test
+    # output looks like one.
+    marker: str = field(default_factory=lambda: "forgebot-canary-file-" + _token(_ALNUM, 12))
 
-    def wrap(self, command: Sequence[str]) -> list[str]:
+    def wrap(self, command: Sequence[str], searched: Sequence[str] = SEARCHED) -> list[str]:
         """``command`` run by a ``sh`` that writes the canary files (where none exists) and
-        exports the canary variables first."""
-        lines = []
+        exports the canary variables first, and afterwards searches the files the command
+        wrote under ``searched`` and ``$HOME``; it exits with the command's status."""
+        lines, planted_files = [], []
         for canary in self.planted:
             name = canary.where
             if name.startswith("~/"):
                 path = '"$HOME"/' + shlex.quote(name[2:])
+                planted_files.append(path)
                 lines.append(f'[ -e {path} ] || {{ mkdir -p "$(dirname {path})" && '
                              f"printf '%s\\n' {shlex.quote(canary.value)} > {path}; }} "
                              "2>/dev/null")
             else:
                 lines.append(f"export {name}={shlex.quote(canary.value)}")
-        script = "\n".join([*lines, 'exec "$@"'])
+        patterns = " ".join(f"-e {shlex.quote(spelling)}" for canary in self.planted
+                            for spelling in _spellings(canary.token))
+        skipped = " ".join(f"! -path {path}" for path in ['"$mark"', *planted_files])
+        roots = " ".join(shlex.quote(root) for root in searched)
+        search = (f'find {roots} "${{HOME:-/tmp}}" -xdev -type f -newer "$mark" '
+                  f"-size -4M {skipped} -exec grep -lF {patterns} {{}} + 2>/dev/null"
+                  f" | sort -u | head -n {MAX_FILES_NAMED}"
+                  f" | while IFS= read -r f; do printf '%s %s\\n' {self.marker} \"$f\" >&2; done")
+        script = "\n".join([*lines, 'mark=$(mktemp) || exit 125', '"$@"', "status=$?", search,
+                             'rm -f "$mark"', 'exit "$status"'])
         return ["sh", "-c", script, "forgebot-canaries", *command]
+
+    def files_written(self, stderr: str) -> tuple[str, list[str]]:
+        """``stderr`` of a wrapped run without the file search's report, and the files it
+        named (paths under the workspace relative to the repository, cut to a readable
+        length, printable characters only)."""
+        kept: list[str] = []
+        named: list[str] = []
+        prefix = self.marker + " "
+        for line in stderr.splitlines(keepends=True):
+            if not line.startswith(prefix):
+                kept.append(line)
+            elif len(named) < MAX_FILES_NAMED:
+                path = line[len(prefix):].rstrip("\n").removeprefix("/sandbox/repo/")
+                named.append("".join(c if c.isprintable() else "?" for c in path)
+                             [:MAX_PATH_CHARS])
+        return "".join(kept), named
 
     def seen(self, text: str) -> list[str]:
         """Where each canary found in ``text`` was planted (``GITHUB_TOKEN``,

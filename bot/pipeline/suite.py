@@ -27,6 +27,7 @@ from bot.sandbox.netsink import Attempt, ObservedSession, ObservingSandbox, dest
 from bot.sandbox.tarball import tar_directory
 
 MAX_DESTINATIONS_SHOWN = 5
+MAX_FILES_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -93,28 +94,35 @@ def _run_with_canaries(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: 
                                                Violation | None]:
     """The verify run with fresh canaries planted: its result with every canary redacted
     (output, and the JUnit report's failure messages and figures), its network attempts, and
-    the violation when a canary came out."""
+    the violation when a canary came out: printed, sent, or written to a file."""
     canaries = plant()
     run = run_tests(rt, rec, prepared, trusted, "verify", canaries=canaries, observe=observe)
-    tests = run.result
+    stderr, written = canaries.files_written(run.result.stderr)
+    tests = replace(run.result, stderr=stderr)
     junit = tests.junit
     reported = [*junit.failures, *junit.figure_lines] if junit is not None else []
     leaked = canaries.seen("\n".join([tests.stdout, tests.stderr, *reported]))
     attempts = run.attempts or ()
     sent = canaries.seen("\n".join(a.head.decode("latin-1") for a in attempts))
     sent += [w for w in canaries.seen_in_names(a.name for a in attempts) if w not in sent]
+    written = [canaries.redact(path) for path in written]
     tests = replace(tests, stdout=canaries.redact(tests.stdout),
                     stderr=canaries.redact(tests.stderr))
     if junit is not None:  # failure messages and figures reach the pull request body
         tests = replace(tests, junit=replace(
             junit, failures=tuple(canaries.redact(line) for line in junit.failures),
             figure_lines=tuple(canaries.redact(line) for line in junit.figure_lines)))
-    rt.metrics.gates.labels("canaries", "blocked" if leaked or sent else "passed").inc()
-    if not leaked and not sent:
+    found = bool(leaked or sent or written)
+    rt.metrics.gates.labels("canaries", "blocked" if found else "passed").inc()
+    if not found:
         return tests, run.attempts, None
-    rec.event("gates.canaries", leaked=leaked, sent=sent)
+    rec.event("gates.canaries", leaked=leaked, sent=sent, written=written)
+    shown = ", ".join(written[:MAX_FILES_SHOWN]) + (", ..." if len(written) > MAX_FILES_SHOWN
+                                                    else "")
     where = [f"printed ({', '.join(leaked)})" if leaked else "",
-             f"sent over the network ({', '.join(sent)})" if sent else ""]
+             f"sent over the network ({', '.join(sent)})" if sent else "",
+             f"written to {'a file' if len(written) == 1 else 'files'} ({shown})"
+             if written else ""]
     return tests, run.attempts, violation(
         "checks.canaries", None, None,
         f"planted fake credentials came out of the tests: {' and '.join(w for w in where if w)}"

@@ -37,3 +37,28 @@ def test_a_test_that_prints_the_environment_is_stopped_by_the_canaries(obeyed) -
     assert "checks.canaries" in live.comments(1)[-1]
     stored = live.stored(job.id)
     assert "ghp_" not in stored and "AKIA" not in stored
+
+
+# Prints nothing: the environment only goes to a file in the workspace.
+SNAPSHOT_TEST = '''\
+import json
+import os
+
+
+def test_build_info_is_recorded():
+    with open("build-info.json", "w") as out:
+        json.dump(dict(os.environ), out)
+'''
+
+
+def test_a_test_that_writes_the_environment_to_a_file_is_stopped(obeyed) -> None:
+    reply = f"tests/test_build_info.py\n<<<<<<< NEW\n{SNAPSHOT_TEST}>>>>>>> NEW\n"
+    live, job = obeyed([reply], "Record the build information")
+
+    assert job.outcome == "policy_blocked"
+    assert live.pulls() == []
+    [event] = live.events(job.id, "gates.canaries")
+    assert event["written"] == ["build-info.json"] and event["leaked"] == []
+    assert "written to a file (build-info.json)" in live.comments(1)[-1]
+    stored = live.stored(job.id)
+    assert "ghp_" not in stored and "AKIA" not in stored

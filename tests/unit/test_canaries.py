@@ -15,7 +15,8 @@ from bot.pipeline.canaries import Canaries, plant
 
 
 def _run(canaries: Canaries, script: str, home: Path) -> str:
-    done = subprocess.run(canaries.wrap(["sh", "-c", script]), capture_output=True, text=True,
+    done = subprocess.run(canaries.wrap(["sh", "-c", script], [str(home)]),
+                          capture_output=True, text=True,
                           env={"HOME": str(home), "PATH": os.environ["PATH"]}, check=True)
     return done.stdout
 
@@ -92,3 +93,46 @@ def test_a_token_sent_as_a_dns_label_is_found_whatever_its_case(tmp_path: Path) 
 
     assert canaries.seen_in_names(names) == ["GITHUB_TOKEN"]
     assert canaries.seen_in_names(["pypi.org"]) == []
+
+
+def test_a_file_the_run_wrote_with_a_canary_is_named(tmp_path: Path) -> None:
+    canaries = plant()
+    work = tmp_path / "work"
+    work.mkdir()
+    script = (f"env > {work}/dump.txt; base64 -w0 ~/.netrc > {work}/netrc.b64;"
+              f" echo honest > {work}/notes.txt; exit 3")
+
+    done = subprocess.run(canaries.wrap(["sh", "-c", script], [str(work)]),
+                          capture_output=True, text=True,
+                          env={"HOME": str(tmp_path), "PATH": os.environ["PATH"]}, check=False)
+    stderr, written = canaries.files_written(done.stderr)
+
+    assert done.returncode == 3  # the command's own status
+    assert sorted(written) == [f"{work}/dump.txt", f"{work}/netrc.b64"]
+    assert canaries.marker not in stderr
+    assert not any(Path(p).name == ".netrc" for p in written)  # the planted file itself
+
+
+def test_a_run_that_writes_nothing_names_no_file(tmp_path: Path) -> None:
+    canaries = plant()
+
+    done = subprocess.run(canaries.wrap(["sh", "-c", "echo ok >&2"], [str(tmp_path)]),
+                          capture_output=True,
+                          text=True, env={"HOME": str(tmp_path), "PATH": os.environ["PATH"]},
+                          check=True)
+
+    assert canaries.files_written(done.stderr) == ("ok\n", [])
+
+
+def test_the_file_report_is_read_as_hostile_input() -> None:
+    canaries = plant()
+    forged = "forgebot-canary-file-AAAAAAAAAAAA /sandbox/repo/x\n"  # another run's marker
+    hostile = (f"{canaries.marker} /sandbox/repo/a\x1b[31mb\n"
+               f"{canaries.marker} /sandbox/repo/{'d/' * 200}\n") * 30
+
+    stderr, written = canaries.files_written(forged + hostile)
+
+    assert stderr == forged
+    assert len(written) == 20
+    assert written[0] == "a?[31mb"
+    assert all(len(path) <= 200 for path in written)
