@@ -36,10 +36,15 @@ How a line is judged:
    where it starts.
 
 Lock files (``package-lock.json``, ``go.sum`` ...) skip the entropy plugins: their integrity
-hashes are high-entropy by design. What is flagged on purpose though it may be harmless:
-quoted hex digests of 16 characters or more (a SHA-256 in a test looks exactly like a hex
-API key), URLs with a user and password, and ``password = "..."``-style literals. UUIDs,
-version strings and ordinary identifiers are not flagged.
+hashes are high-entropy by design. Elsewhere, values that look like secrets and are not
+(image digests, subresource integrity, ``--hash=`` and lock-file checksums, LFS oids, pinned
+commits, the hashes of empty input, placeholders, vendors' documented example keys) are
+excluded by the named rules of :mod:`bot.secret_lookalikes`, which judge the value and where
+it stands, never the text around it. What is flagged on purpose though it may be harmless:
+a quoted hex string of 16 characters or more that stands in no digest position (a SHA-256 in
+a test looks exactly like a hex API key), URLs with a user and password, and
+``password = "..."``-style literals. UUIDs, version strings and ordinary identifiers are not
+flagged.
 
 A :class:`Finding` holds the path, the line and the kind, never the value.
 """
@@ -67,6 +72,7 @@ from detect_secrets.plugins.keyword import KeywordDetector
 from detect_secrets.settings import default_settings, get_plugins
 
 from bot.policy.changeset import ChangeSet, Line, parse_diff
+from bot.secret_lookalikes import excluded
 
 BASE64_LIMIT = 4.5  # detect-secrets' default: bits of entropy per character
 HEX_LIMIT = 3.0  # detect-secrets' default
@@ -322,7 +328,7 @@ class _Scanner:
         for plugin in self.patterned:
             for value in plugin.analyze_string(joined):
                 offset = joined.find(value) if value else -1
-                if offset >= 0:
+                if offset >= 0 and excluded(value, joined, vendor=True) is None:
                     yield run[bisect.bisect_right(starts, offset) - 1].number, plugin.secret_type
         for kind, pattern in _EXTRA_PATTERNS:
             for match in pattern.finditer(joined):
@@ -343,10 +349,11 @@ def _accept(plugin: BasePlugin, value: Any, line: str) -> bool:
     if heuristic.is_templated_secret(value) or heuristic.is_prefixed_with_dollar_sign(value):
         return False
     if isinstance(plugin, RegexBasedDetector):
-        return True
-    if isinstance(plugin, HexHighEntropyString) and len(value) < HEX_MIN_LENGTH:
+        return excluded(value, line, vendor=True) is None
+    if excluded(value, line) is not None:
         return False
-    if isinstance(plugin, KeywordDetector) and _names_something(value, line):
+    if (isinstance(plugin, HexHighEntropyString) and len(value) < HEX_MIN_LENGTH) or (
+            isinstance(plugin, KeywordDetector) and _names_something(value, line)):
         return False
     return not (
         heuristic.is_sequential_string(value)
