@@ -140,13 +140,22 @@ class _Run:
     calls: int = 0
     failures: int = 0  # consecutive failed iterations, for the escalation ladder
     reviewed: bool = False
+    _last_note: str = ""
+    _repeats: int = 0
 
     def emit(self, kind: str, **data: object) -> None:
         self.observer.event(kind, data)
 
     def note(self, text: str) -> None:
-        self.notes.append(text if len(text) <= MAX_NOTE_CHARS else text[:MAX_NOTE_CHARS - 3]
-                          + "...")
+        """Keep ``text`` for the report; the same note again right after is counted, not
+        repeated ("iteration 2: the reply held no edits (3 times)")."""
+        text = text if len(text) <= MAX_NOTE_CHARS else text[:MAX_NOTE_CHARS - 3] + "..."
+        if self.notes and self._last_note == text:
+            self._repeats += 1
+            self.notes[-1] = f"{text} ({self._repeats} times)"
+            return
+        self._last_note, self._repeats = text, 1
+        self.notes.append(text)
 
     def finish(self, outcome: AgentOutcome, iterations: int) -> AgentResult:
         result = AgentResult(outcome, iterations, self.last_result, self.ws.changed_files(),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.agent.context import read_text
-from bot.agent.editformats import Edit, apply_edits, validate_path
+from bot.agent.editformats import Edit, apply_edits, raise_refused, validate_path
 from bot.errors import EditFormatError
 
 MAX_EDIT_BYTES = 1_000_000
@@ -37,8 +37,23 @@ class Workspace:
         """Apply one reply's edits, all or nothing. Returns what each written file held
         before (None: it was new), so the caller can ``restore`` it; raises EditFormatError
         (for the model) when an edit does not fit or a path cannot be written."""
-        paths = sorted({validate_path(edit.path) for edit in edits})
-        current = {path: text for path in paths if (text := self._existing(path)) is not None}
+        refused: list[str] = []  # every refused path is named, not only the first
+        paths: set[str] = set()
+        for edit in edits:
+            try:
+                paths.add(validate_path(edit.path))
+            except EditFormatError as exc:
+                refused.append(str(exc))
+        current: dict[str, str] = {}
+        for path in sorted(paths):
+            try:
+                text = self._existing(path)
+            except EditFormatError as exc:
+                refused.append(str(exc))
+                continue
+            if text is not None:
+                current[path] = text
+        raise_refused(list(dict.fromkeys(refused)))
         changes = apply_edits(current, edits)
         # Every path was checked by _existing (no links, no file where a folder should be),
         # so the writes below do not fail half-way for a reason the model could have fixed.

@@ -18,6 +18,8 @@ from bot.pipeline.report import FileChange, Report, pull_body, pull_title
 from bot.pipeline.traceability import spec_report
 from bot.pipeline.verify import Verified
 from bot.policy.changeset import ChangeSet
+from bot.sandbox.base import Result, TestCounts
+from bot.sandbox.runner_output import counts_from_output
 
 
 def _gate_lines(v: Verified) -> list[str]:
@@ -28,17 +30,28 @@ def _gate_lines(v: Verified) -> list[str]:
     return lines
 
 
+def _counts(tests: Result | None) -> tuple[TestCounts | None, str, str | None]:
+    """The report's test counts, the runner that gave them when they come from its summary
+    (no JUnit report), and why there is no report."""
+    if tests is None or tests.junit is not None:
+        return (tests.junit if tests else None), "", None
+    found = counts_from_output(tests.stdout, tests.stderr)
+    return (found.counts if found else None), (found.runner if found else ""), \
+        tests.junit_missing
+
+
 def publish(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult,
             v: Verified) -> Report:
     job = rec.lease.claim.job
+    counts, counted_by, junit_missing = _counts(v.tests)
     base = Report(
         job_id=job.id, attempt=rec.lease.claim.attempt_number, issue_number=job.issue_number,
         issue_title=prepared.issue.title, outcome=Outcome.NO_CHANGES,
         files=_file_changes(v.changes), iterations=agent.iterations, gate_lines=_gate_lines(v),
         instructions=agent.instructions_used, setup_lines=tuple(prepared.setup_lines),
         dependency_lines=v.dependencies.lines, notes=tuple(prepared.notes),
-        tests=v.tests.junit if v.tests else None,
-        test_exit=v.tests.exit_code if v.tests else None,
+        tests=counts, test_exit=v.tests.exit_code if v.tests else None,
+        counted_by=counted_by, junit_missing=junit_missing, ran_before=v.ran_before,
     )
     if v.findings:
         return replace(base, outcome=Outcome.SECRET_FOUND)

@@ -38,6 +38,9 @@ class Report:
     files: Sequence[FileChange] = ()
     tests: TestCounts | None = None
     test_exit: int | None = None
+    counted_by: str = ""  # the runner summary that gave ``tests`` ("pytest", "TAP" ...)
+    junit_missing: str | None = None  # why the run has no JUnit report
+    ran_before: int | None = None  # tests run on the base commit, when compared
     gate_lines: Sequence[str] = ()  # "policy: ok", "paths.deny: .github/x.yml:1 ..."
     iterations: int = 0
     detail: str = ""
@@ -56,15 +59,24 @@ class Report:
 
 def _tests_line(report: Report) -> str:
     t = report.tests
+    why = report.junit_missing or "none was read"
     if t is None:
         if report.test_exit is None:
             return "not run"
-        return f"exit code {report.test_exit} (no JUnit report)"
+        return (f"exit code {report.test_exit}; no JUnit report ({why}), and no test counts "
+                "in the runner's output")
     text = f"{t.passed} passed, {t.failed} failed"
     if t.errors:
         text += f", {t.errors} errors"
     if t.skipped:
         text += f", {t.skipped} skipped"
+    if report.counted_by:
+        text += (f" (exit code {report.test_exit}; counted from the {report.counted_by} summary "
+                 f"in the output: no JUnit report, {why})")
+    ran = t.passed + t.failed + t.errors
+    if report.ran_before is not None and ran < report.ran_before:
+        text += (f"; {report.ran_before - ran} fewer tests ran than on the base commit "
+                 f"({report.ran_before})")
     return text
 
 

@@ -40,10 +40,12 @@ class Run:
 
 @dataclass(frozen=True)
 class Judged:
-    """The verify run (output redacted) and what the execution-based checks found in it."""
+    """The verify run (output redacted), what the execution-based checks found in it, and
+    the suite on the base commit against it, when it ran."""
 
     tests: Result
     violations: tuple[Violation, ...] = ()
+    compared: weakening.Weakening | None = None
 
 
 def run_tests(rt: Runtime, rec: Recorder, prepared: Prepared, tree: Path, phase: str, *,
@@ -82,11 +84,11 @@ def judge(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
         before = base.result() if base is not None else None
     if leaked is not None:
         return Judged(tests, (leaked,))
-    found = [v for v in (
-        _weakened(rt, rec, before.result, tests) if before is not None else None,
-        _network(rt, rec, prepared, attempts, before),
-    ) if v is not None]
-    return Judged(tests, tuple(found))
+    compared = _compared(rec, before.result, tests) if before is not None else None
+    weakened = _weakened(rt, compared)
+    found = [v for v in (weakened, _network(rt, rec, prepared, attempts, before))
+             if v is not None]
+    return Judged(tests, tuple(found), compared)
 
 
 def _run_with_canaries(rt: Runtime, rec: Recorder, prepared: Prepared, trusted: Path,
@@ -143,14 +145,21 @@ def _run_base(rt: Runtime, rec: Recorder, prepared: Prepared, observe: bool) -> 
         return None
 
 
-def _weakened(rt: Runtime, rec: Recorder, before: Result, after: Result) -> Violation | None:
-    """``checks.tests_weakened`` when the change's suite runs less than the base's."""
+def _compared(rec: Recorder, before: Result, after: Result) -> weakening.Weakening | None:
+    """The change's suite against the base's (:func:`weakening.compare`), recorded."""
     found = weakening.compare(before, after)
     if found is None:
         rec.event("tests.compared", compared=False)
         return None
     rec.event("tests.compared", compared=True, ran_before=found.ran_before,
               ran_after=found.ran_after, newly_skipped=list(found.newly_skipped))
+    return found
+
+
+def _weakened(rt: Runtime, found: weakening.Weakening | None) -> Violation | None:
+    """``checks.tests_weakened`` when the change's suite runs less than the base's."""
+    if found is None:
+        return None
     rt.metrics.gates.labels("tests_weakened", "blocked" if found.weakened else "passed").inc()
     if not found.weakened:
         return None

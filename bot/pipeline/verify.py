@@ -35,6 +35,7 @@ class Verified:
     evidence: Evidence | None = None  # None when the tests did not run on the change
     trace: Traceability | None = None  # a spec job's criteria → tests (bot.pipeline.traceability)
     dependencies: DependencyCheck = field(default_factory=DependencyCheck)
+    ran_before: int | None = None  # tests run on the base commit, when its suite ran too
 
 
 def verify(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult) -> Verified:
@@ -86,6 +87,7 @@ def _tested(rt: Runtime, rec: Recorder, prepared: Prepared, gated: Verified) -> 
         return replace(gated, tests=deps.failed_setup, dependencies=deps)
     judged = suite.judge(rt, rec, prepared, trusted, changes)
     tests = judged.tests
+    gated = replace(gated, ran_before=judged.compared.ran_before if judged.compared else None)
     if judged.violations:
         return replace(gated, violations=list(judged.violations), tests=tests,
                        dependencies=deps)

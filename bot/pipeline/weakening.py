@@ -3,7 +3,8 @@
 A change can switch tests off without deleting a line of them: a skip or xfail marker, an
 ``only``, a pattern in the runner's configuration that stops files from being collected, a
 conftest that deselects. Whatever the spelling, the runner's own report shows the result, so
-the two JUnit reports are compared:
+the two JUnit reports are compared (or, where a run wrote none, the counts of its runner's
+summary line, :mod:`bot.sandbox.runner_output`):
 
 - a test that ran on the base (passed, failed or errored) and is skipped on the change;
 - fewer tests run on the change than on the base (collected and not skipped).
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from bot.policy.changeset import ChangeSet, FileStatus
 from bot.policy.evaluate import is_test_path
 from bot.sandbox.base import Result, TestCounts
+from bot.sandbox.runner_output import counts_from_output
 
 MAX_SKIPPED_SHOWN = 5
 
@@ -79,14 +81,29 @@ def could_weaken(changes: ChangeSet) -> bool:
 
 
 def compare(before: Result, after: Result) -> Weakening | None:
-    """The change's suite (``after``) against the base's (``before``); None when either run
-    has no JUnit report to compare."""
-    if before.junit is None or after.junit is None or before.timed_out:
+    """The change's suite (``after``) against the base's (``before``): by their JUnit
+    reports, or by the counts of the runner's summary where a run has none (then the tests
+    newly skipped cannot be named); None when the base timed out or a run has no count."""
+    if before.timed_out:
         return None
-    ran_before = {test_id for test_id, outcome in before.junit.cases if outcome != "skipped"}
-    skipped_after = [test_id for test_id, outcome in after.junit.cases
-                     if outcome == "skipped" and test_id in ran_before]
-    return Weakening(_ran(before.junit), _ran(after.junit), tuple(skipped_after))
+    if before.junit is not None and after.junit is not None:
+        ran_before = {test_id for test_id, outcome in before.junit.cases
+                      if outcome != "skipped"}
+        skipped_after = [test_id for test_id, outcome in after.junit.cases
+                         if outcome == "skipped" and test_id in ran_before]
+        return Weakening(_ran(before.junit), _ran(after.junit), tuple(skipped_after))
+    counted_before, counted_after = counted(before), counted(after)
+    if counted_before is None or counted_after is None:
+        return None
+    return Weakening(_ran(counted_before), _ran(counted_after))
+
+
+def counted(result: Result) -> TestCounts | None:
+    """A run's counts: its JUnit report's, else those of its runner's summary."""
+    if result.junit is not None:
+        return result.junit
+    found = counts_from_output(result.stdout, result.stderr)
+    return found.counts if found is not None else None
 
 
 def _ran(counts: TestCounts) -> int:

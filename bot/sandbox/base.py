@@ -58,7 +58,8 @@ class TestCounts:
 class Result:
     """The outcome of one command in a session. ``junit`` is None when no report was written.
 
-    ``killed_by`` says why the sandbox killed the command, when it did: ``"oom"`` (a process
+    ``junit_missing`` says why there is no report when there is none. ``killed_by`` says why
+    the sandbox killed the command, when it did: ``"oom"`` (a process
     of the command met the memory limit), ``"pids"`` (the pids limit was reached) or
     ``"timeout"``; None when nothing was killed or the backend cannot tell.
     """
@@ -69,6 +70,9 @@ class Result:
     timed_out: bool
     junit: TestCounts | None = None
     killed_by: KilledBy | None = None
+    # Why ``junit`` is None, when the command ran: one of the JUNIT_* reasons of
+    # bot.sandbox.junit ("the test command wrote none" ...).
+    junit_missing: str | None = None
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,15 @@ from bot.sandbox.docker_setup import (
     reap_setup_cache,
 )
 from bot.sandbox.egress import SquidProxy
-from bot.sandbox.junit import JUNIT_LIMIT, junit_from_tar, parse_junit
+from bot.sandbox.junit import (
+    JUNIT_ABSENT,
+    JUNIT_LIMIT,
+    JUNIT_MALFORMED,
+    JUNIT_TOO_LARGE,
+    JUNIT_UNREADABLE,
+    junit_from_tar,
+    parse_junit,
+)
 from bot.sandbox.netsink import ObservedSession, Sink
 from bot.sandbox.options import DockerOptions
 from bot.sandbox.tarball import SANDBOX_GID, SANDBOX_UID, normalise_tree
@@ -536,7 +544,8 @@ class DockerSession:
             return Result(exit_code, out, err, timed_out=True, killed_by="timeout")
         timed_out = exit_code == _KILLED_EXIT and elapsed >= limit
         killed_by = self._after_run(exit_code, timed_out)
-        return Result(exit_code, out, err, timed_out, self._read_junit(), killed_by)
+        junit, missing = self._read_junit()
+        return Result(exit_code, out, err, timed_out, junit, killed_by, missing)
 
     def lay_out_deps(self, with_cache: bool = False) -> None:
         """Create /deps (and, ``with_cache``, make the mounted /cache), owned by uid 1000, in
@@ -732,26 +741,28 @@ class DockerSession:
                 pids_hits = int(count)
         return oom_kills, pids_hits
 
-    def _read_junit(self) -> TestCounts | None:
-        """Read $FORGEBOT_JUNIT back, bounded; None when absent, too big or malformed."""
+    def _read_junit(self) -> tuple[TestCounts | None, str | None]:
+        """Read $FORGEBOT_JUNIT back, bounded: its counts, or None and why."""
         try:
             chunks, info = self._container.get_archive(JUNIT_PATH)
             size, mode = info.get("size"), info.get("mode")
-            if not isinstance(size, int) or not isinstance(mode, int):
-                return None
-            if size > JUNIT_LIMIT or mode & _GO_MODE_NOT_REGULAR:
+            problem = (JUNIT_UNREADABLE if not isinstance(size, int) or not isinstance(mode, int)
+                       else JUNIT_ABSENT if mode & _GO_MODE_NOT_REGULAR  # a link, a folder
+                       else JUNIT_TOO_LARGE if size > JUNIT_LIMIT else None)
+            if problem is not None:
                 chunks.close()
-                return None
+                return None, problem
             data = _read_bounded(chunks, JUNIT_LIMIT + 64 * 1024)  # room for tar headers
         except docker.errors.NotFound:
-            return None
+            return None, JUNIT_ABSENT
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             log.warning("could not read the JUnit report of sandbox %s: %s", self.name, exc)
-            return None
+            return None, JUNIT_UNREADABLE
         if data is None:
-            return None
+            return None, JUNIT_TOO_LARGE
         xml = junit_from_tar(data)
-        return None if xml is None else parse_junit(xml)
+        counts = None if xml is None else parse_junit(xml)
+        return (counts, None) if counts is not None else (None, JUNIT_MALFORMED)
 
 
 class _BoundedOutput:

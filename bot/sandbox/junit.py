@@ -16,6 +16,11 @@ from defusedxml.ElementTree import fromstring as parse_xml
 from bot.sandbox.base import TestCounts
 
 JUNIT_LIMIT = 2 * 1024 * 1024  # bytes of JUnit XML read back at most
+# Why a run has no report (``Result.junit_missing``).
+JUNIT_ABSENT = "the test command wrote none"
+JUNIT_TOO_LARGE = f"it is larger than {JUNIT_LIMIT // (1024 * 1024)} MB"
+JUNIT_MALFORMED = "it is not a JUnit XML report"
+JUNIT_UNREADABLE = "it could not be read from the sandbox"
 MAX_FAILURES = 20  # failure descriptions kept in TestCounts.failures
 FAILURE_TEXT_LIMIT = 300  # characters per failure description
 MAX_CASES = 5_000  # test cases whose ids and outcomes are kept in TestCounts.cases

@@ -74,7 +74,14 @@ from bot.sandbox.docker import (
     REPO_DIR,
     _BoundedOutput,
 )
-from bot.sandbox.junit import JUNIT_LIMIT, parse_junit
+from bot.sandbox.junit import (
+    JUNIT_ABSENT,
+    JUNIT_LIMIT,
+    JUNIT_MALFORMED,
+    JUNIT_TOO_LARGE,
+    JUNIT_UNREADABLE,
+    parse_junit,
+)
 from bot.sandbox.k8s_manifests import (
     CONTAINER_NAME,
     DEFAULT_TMP_MB,
@@ -104,6 +111,7 @@ MESSAGE_LIMIT = 500  # characters of an API or tar message quoted in an error
 # Repository to workspace: take exactly the archive's bytes ("$1"), unpack them into "$2".
 _PUT_SCRIPT = 'head -c "$1" | tar -x -f - -C "$2" --no-same-owner'
 # The report, if it is a regular file and not a link, at most "$1" bytes; 3 when there is none.
+_NO_REPORT_EXIT = 3  # _JUNIT_SCRIPT's exit when there is no report file
 _JUNIT_SCRIPT = (
     '[ -f "$FORGEBOT_JUNIT" ] && [ ! -L "$FORGEBOT_JUNIT" ] || exit 3;'
     ' exec head -c "$1" -- "$FORGEBOT_JUNIT"'
@@ -387,12 +395,14 @@ class KubernetesSession:
             return Result(_KILLED_EXIT, out.text(), err.text(), timed_out=True, killed_by="timeout")
         exit_code = self._finished(status, "run a command in the sandbox")
         timed_out = exit_code == _KILLED_EXIT and elapsed >= limit
+        junit, missing = self._read_junit()
         return Result(
             exit_code=exit_code,
             stdout=out.text(),
             stderr=err.text(),
             timed_out=timed_out,
-            junit=self._read_junit(),
+            junit=junit,
+            junit_missing=missing,
             # Another 137 (the OOM killer) is not told apart here: no cgroup counters read yet.
             killed_by="timeout" if timed_out else None,
         )
@@ -474,18 +484,23 @@ class KubernetesSession:
             message = err.text().strip()[-MESSAGE_LIMIT:]
             raise SandboxError(f"could not {action} (exit {exit_code}): {message}")
 
-    def _read_junit(self) -> TestCounts | None:
-        """Read $FORGEBOT_JUNIT back, bounded; None when absent, too big or malformed."""
+    def _read_junit(self) -> tuple[TestCounts | None, str | None]:
+        """Read $FORGEBOT_JUNIT back, bounded: its counts, or None and why."""
         out, err = _Capped(JUNIT_LIMIT + 1), _Capped(MESSAGE_LIMIT)
         command = ["sh", "-c", _JUNIT_SCRIPT, "forgebot-junit", str(JUNIT_LIMIT + 1)]
         try:
             exit_code = self._exec(command, HOUSEKEEPING_TIMEOUT_S, out, err, "read the report")
         except SandboxError as exc:
             log.warning("could not read the JUnit report of sandbox %s: %s", self._name, exc)
-            return None
-        if exit_code != 0 or out.overflow or len(out.data) > JUNIT_LIMIT:
-            return None
-        return parse_junit(bytes(out.data))
+            return None, JUNIT_UNREADABLE
+        if exit_code == _NO_REPORT_EXIT:
+            return None, JUNIT_ABSENT
+        if exit_code != 0:
+            return None, JUNIT_UNREADABLE
+        if out.overflow or len(out.data) > JUNIT_LIMIT:
+            return None, JUNIT_TOO_LARGE
+        counts = parse_junit(bytes(out.data))
+        return (counts, None) if counts is not None else (None, JUNIT_MALFORMED)
 
     def _exec(
         self,

@@ -38,6 +38,7 @@ from bot.sandbox.docker import (
     image_status,
     reap_orphans,
 )
+from bot.sandbox.junit import JUNIT_ABSENT, JUNIT_MALFORMED, JUNIT_TOO_LARGE
 from bot.sandbox.options import DockerOptions
 from bot.sandbox.tarball import tar_directory
 from bot.service import build_service
@@ -270,12 +271,30 @@ MALICIOUS_REPORTS = {
 }
 
 
-@pytest.mark.parametrize("script", MALICIOUS_REPORTS.values(), ids=MALICIOUS_REPORTS.keys())
-def test_malicious_report_gives_no_counts(session: DockerSession, script: str) -> None:
+# Why each gives no counts, as the pull request says it.
+MISSING_BECAUSE = {
+    "billion-laughs": JUNIT_MALFORMED, "external-entity": JUNIT_MALFORMED,
+    "garbage": JUNIT_MALFORMED, "not-junit": JUNIT_MALFORMED, "huge": JUNIT_TOO_LARGE,
+    "symlink": JUNIT_ABSENT, "symlink-to-report": JUNIT_ABSENT, "directory": JUNIT_ABSENT,
+    "deep-nesting": JUNIT_MALFORMED,
+}
+
+
+@pytest.mark.parametrize(("name", "script"), MALICIOUS_REPORTS.items(),
+                         ids=MALICIOUS_REPORTS.keys())
+def test_malicious_report_gives_no_counts(session: DockerSession, name: str,
+                                          script: str) -> None:
     result = _sh(session, script)
 
     assert result.exit_code == 0, result.stderr
     assert result.junit is None
+    assert result.junit_missing == MISSING_BECAUSE[name]
+
+
+def test_a_run_without_a_report_says_so(session: DockerSession) -> None:
+    result = session.run(["true"], 10)
+
+    assert (result.junit, result.junit_missing) == (None, JUNIT_ABSENT)
 
 
 def test_report_counts_come_from_test_cases(session: DockerSession) -> None:

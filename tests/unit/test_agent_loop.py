@@ -242,7 +242,11 @@ def test_a_reply_that_never_parses_is_bounded(repo: Path, tmp_path: Path) -> Non
     assert result.iterations == 2
     assert session.trees == []
     assert (repo / "src" / "calc.py").read_text() == CALC
-    assert len(result.notes) == 4
+    # Per iteration what happened, once, with how many replies it took.
+    assert len(result.notes) == 2
+    assert result.notes[0].startswith("iteration 1: edits not applied: block 1")
+    assert result.notes[1].startswith("iteration 2: edits not applied: block 1")
+    assert all(note.endswith("(2 times)") for note in result.notes)
     assert "missing its '=======' divider" in result.notes[0]
     # The parse error went back to the model as the next message.
     assert "missing its '=======' divider" in provider.calls[1][-1].content
@@ -605,3 +609,29 @@ def test_system_prompt_names_the_delimiters() -> None:
     assert "<repository-instructions>" in prompt
     assert "FORMAT-INSTRUCTIONS" in prompt
     assert "fails without your change" in prompt
+
+
+def test_replies_without_edits_are_reported_once_per_iteration(repo: Path,
+                                                               tmp_path: Path) -> None:
+    fenced = "```python\nprint('hello')\n```\n"  # code, but not an edit: sent back
+    provider = transcript(tmp_path, *[fenced] * 6)
+    result, _ = run(repo, provider, FakeSession(calc_passes), max_iterations=2,
+                    format_retries=2)
+
+    assert result.outcome == "no_changes"
+    assert result.notes == ("iteration 1: the reply held no edits (3 times)",
+                            "iteration 2: the reply held no edits (3 times)")
+
+
+def test_a_reply_with_several_refused_paths_names_them_all(repo: Path,
+                                                           tmp_path: Path) -> None:
+    (repo / "link.py").symlink_to(tmp_path)
+    reply = ("link.py/inner.py\n<<<<<<< NEW\nx = 1\n>>>>>>> NEW\n"
+             "src/calc.py/inner.py\n<<<<<<< NEW\nx = 2\n>>>>>>> NEW\n")
+    provider = transcript(tmp_path, reply, "I give up.")
+    result, _ = run(repo, provider, FakeSession(calc_passes))
+
+    assert "link.py is a symbolic link" in result.notes[0]
+    assert "src/calc.py is a file" in result.notes[0]
+    assert "link.py is a symbolic link" in provider.calls[1][-1].content
+    assert "src/calc.py is a file" in provider.calls[1][-1].content

@@ -12,7 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.agent.editformats import Edit, Replace, WriteFile, apply_edits, validate_path
+from bot.agent.editformats import (
+    Edit,
+    Replace,
+    WriteFile,
+    apply_edits,
+    get_format,
+    validate_path,
+)
 from bot.agent.editformats.search_replace import parse_search_replace as parse_edits
 from bot.errors import EditFormatError
 
@@ -642,3 +649,20 @@ def test_two_loose_dividers_are_not_guessed() -> None:
     reply = "a.rst\n<<<<<<< SEARCH\nTitle\n=====\n======\nName\n>>>>>>> REPLACE\n"
     with pytest.raises(EditFormatError, match="missing its '=======' divider"):
         parse_edits(reply)
+
+
+@pytest.mark.parametrize(("fmt", "reply"), [
+    ("search_replace", ".git/hooks/post-checkout\n<<<<<<< NEW\n#!/bin/sh\n>>>>>>> NEW\n"
+                       "../outside.py\n<<<<<<< NEW\nx = 1\n>>>>>>> NEW\n"),
+    ("whole_file", ".git/hooks/post-checkout\n```sh\n#!/bin/sh\n```\n"
+                   "../outside.py\n```python\nx = 1\n```\n"),
+    ("udiff", "--- /dev/null\n+++ b/.git/hooks/post-checkout\n@@ -0,0 +1 @@\n+#!/bin/sh\n"
+              "--- /dev/null\n+++ b/../outside.py\n@@ -0,0 +1 @@\n+x = 1\n"),
+])
+def test_every_refused_path_of_a_reply_is_named(fmt: str, reply: str) -> None:
+    with pytest.raises(EditFormatError) as caught:
+        get_format(fmt).parse(reply)  # type: ignore[arg-type]
+
+    message = str(caught.value)
+    assert "inside .git" in message and "leaves the repository" in message
+    assert message.index("1:") < message.index("2:")  # in the reply's order

@@ -33,6 +33,7 @@ from kubernetes.client import ApiClient, Configuration, CoreV1Api
 
 from bot.errors import SandboxError
 from bot.sandbox.base import Limits
+from bot.sandbox.junit import JUNIT_ABSENT
 from bot.sandbox.k8s_manifests import SESSION_LABEL, pod_manifest
 from bot.sandbox.kubernetes import (
     KubernetesOptions,
@@ -387,6 +388,7 @@ def test_session_start_put_run_close(sandbox_for: Any) -> None:
     assert (passed.exit_code, passed.timed_out, passed.killed_by) == (0, False, None)
     assert "2 passed" in passed.stdout and passed.stderr == ""
     assert passed.junit is not None and (passed.junit.passed, passed.junit.failed) == (2, 0)
+    assert passed.junit_missing is None
     assert failed.exit_code == 1 and not failed.timed_out
     assert failed.stderr == "warning: something on stderr\n"
     assert failed.junit is not None and (failed.junit.passed, failed.junit.failed) == (1, 1)
@@ -491,6 +493,7 @@ def test_large_input_and_output_stay_within_bounds(sandbox_for: Any) -> None:
     assert result.exit_code == 0 and result.stderr == "done\n"
     assert len(result.stdout) < 70_000  # the 64 KiB bound of the Docker backend, plus a note
     assert "output truncated" in result.stdout
+    assert (result.junit, result.junit_missing) == (None, JUNIT_ABSENT)  # exit 3: none
 
 
 # Timeouts --------------------------------------------------------------------------------

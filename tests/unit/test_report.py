@@ -62,3 +62,24 @@ def test_failure_messages_are_data_in_the_body_fenced_bounded_and_scanned():
     assert key not in body and "[line redacted" in block
     assert "x" * 301 not in body
     assert "... and 13 more" in block
+
+
+def test_counts_from_the_runners_summary_say_where_they_come_from_and_why():
+    body = pull_body(report(tests=TestCounts(passed=5, failed=1), test_exit=1,
+                            counted_by="mocha", junit_missing="the test command wrote none"))
+    assert ("5 passed, 1 failed (exit code 1; counted from the mocha summary in the output: "
+            "no JUnit report, the test command wrote none)") in body
+
+
+def test_a_run_without_report_or_counts_says_why():
+    text = status_comment(Status(4, 2, done=("prepare", "implement", "verify"), final=report(
+        test_exit=0, junit_missing="it is not a JUnit XML report")))
+    assert ("Tests: exit code 0; no JUnit report (it is not a JUnit XML report), and no test "
+            "counts in the runner's output.") in text
+
+
+def test_fewer_tests_than_on_the_base_commit_are_named():
+    fewer = pull_body(report(tests=TestCounts(passed=7, skipped=2), ran_before=9))
+    same = pull_body(report(tests=TestCounts(passed=9), ran_before=9))
+    assert "7 passed, 0 failed, 2 skipped; 2 fewer tests ran than on the base commit (9)" in fewer
+    assert "fewer" not in same

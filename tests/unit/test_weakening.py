@@ -91,3 +91,18 @@ def test_a_test_skipped_on_the_base_already_is_not_new() -> None:
 def test_without_a_report_nothing_is_compared() -> None:
     assert compare(_result(report=False, exit_code=2), BASE) is None
     assert compare(BASE, _result(report=False)) is None
+
+
+def test_without_a_report_the_runners_summaries_are_compared() -> None:
+    before = Result(0, "  12 passing (40ms)\n", "", False)
+    fewer = Result(0, "  9 passing (31ms)\n  3 pending\n", "", False)
+    same = Result(0, "  12 passing (38ms)\n", "", False)
+
+    found = compare(before, fewer)
+
+    assert found is not None and found.weakened
+    assert (found.ran_before, found.ran_after, found.newly_skipped) == (12, 9, ())
+    assert "3 fewer tests run (12 on the base commit, 9 with the change)" in found.message()
+    checked = compare(before, same)
+    assert checked is not None and not checked.weakened
+    assert compare(before, Result(0, "all good\n", "", False)) is None  # nothing to count

@@ -7,7 +7,14 @@ caller's job, after ``validate_path`` (which every parser already applies).
 """
 
 from bot.agent.editformats.apply import apply_edits
-from bot.agent.editformats.base import Edit, EditFormat, Replace, WriteFile, validate_path
+from bot.agent.editformats.base import (
+    Edit,
+    EditFormat,
+    Replace,
+    WriteFile,
+    raise_refused,
+    validate_path,
+)
 from bot.agent.editformats.profiles import (
     FORMATS,
     FormatName,
@@ -29,5 +36,6 @@ __all__ = [
     "get_format",
     "parameter_count",
     "profile_for",
+    "raise_refused",
     "validate_path",
 ]

@@ -127,12 +127,24 @@ def validate_path(path: str) -> str:
     return normalised
 
 
-def block_path(raw: str, number: int, unit: Unit = "block") -> str:
-    """``validate_path(raw)`` with the error prefixed by the block it belongs to."""
+def block_path(raw: str, number: int, unit: Unit = "block",
+               refused: list[str] | None = None) -> str:
+    """``validate_path(raw)`` with the error prefixed by the block it belongs to. With
+    ``refused``, the error is added to it and ``raw`` returned, so that a parser goes on and
+    names every refused path at once (:func:`raise_refused`)."""
     try:
         return validate_path(raw)
     except EditFormatError as exc:
-        raise EditFormatError(f"{unit} {number}: {exc}") from exc
+        if refused is None:
+            raise EditFormatError(f"{unit} {number}: {exc}") from exc
+        refused.append(f"{unit} {number}: {exc}")
+        return raw
+
+
+def raise_refused(refused: Sequence[str]) -> None:
+    """Raise one EditFormatError naming every refused path of a reply, if there are any."""
+    if refused:
+        raise EditFormatError("; ".join(refused))
 
 
 def clean_path(line: str) -> str:

@@ -34,6 +34,7 @@ from bot.agent.editformats.base import (
     clean_path,
     join_lines,
     normalise_newlines,
+    raise_refused,
     where,
 )
 from bot.errors import EditFormatError
@@ -100,12 +101,13 @@ def parse_search_replace(text: str) -> list[Edit]:
     index = 0
     previous_path: str | None = None
     candidate: str | None = None  # the last prose line: the path of the next block
+    refused: list[str] = []  # every refused path is named, not only the first
     while index < len(lines):
         line = lines[index]
         opened = _OPEN.match(line)
         if opened:
             number = len(edits) + 1
-            path = _path_of_block(candidate, previous_path, number)
+            path = _path_of_block(candidate, previous_path, number, refused)
             edit, index = _read_block(lines, index + 1, opened.group(1), path, number)
             edits.append(edit)
             previous_path, candidate = path, None
@@ -118,10 +120,12 @@ def parse_search_replace(text: str) -> list[Edit]:
         if line.strip() and not _FENCE.match(line):
             candidate = line
         index += 1
+    raise_refused(refused)
     return edits
 
 
-def _path_of_block(candidate: str | None, previous_path: str | None, number: int) -> str:
+def _path_of_block(candidate: str | None, previous_path: str | None, number: int,
+                   refused: list[str]) -> str:
     """The path for block ``number``: the prose line before it, else the previous block's."""
     if candidate is None:
         # Consecutive blocks on one file often omit the repeated path, as aider allows.
@@ -139,7 +143,7 @@ def _path_of_block(candidate: str | None, previous_path: str | None, number: int
             f"block {number}: expected a file path alone on the line before the '<<<<<<<' "
             f"marker, found {candidate.strip()[:120]!r}"
         )
-    return block_path(path, number)
+    return block_path(path, number, refused=refused)
 
 
 def _read_block(

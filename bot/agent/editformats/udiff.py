@@ -21,6 +21,7 @@ from bot.agent.editformats.base import (
     block_path,
     join_lines,
     normalise_newlines,
+    raise_refused,
 )
 from bot.errors import EditFormatError
 
@@ -86,11 +87,12 @@ def parse_udiff(text: str) -> list[Edit]:
     edits: list[Edit] = []
     target: _Target | None = None
     fenced = False
+    refused: list[str] = []  # every refused path is named, not only the first
     index = 0
     while index < len(lines):
         line = lines[index]
         if _is_header(lines, index):
-            target = _target(line[4:], lines[index + 1][4:], len(edits) + 1)
+            target = _target(line[4:], lines[index + 1][4:], len(edits) + 1, refused)
             index += 2
         elif line.startswith("@@"):
             body, index = _read_hunk(lines, index + 1, fenced)
@@ -99,6 +101,7 @@ def parse_udiff(text: str) -> list[Edit]:
             if _FENCE.match(line):
                 fenced = not fenced
             index += 1
+    raise_refused(refused)
     return edits
 
 
@@ -132,7 +135,7 @@ def _strip_prefixes(old: str, new: str) -> tuple[str, str]:
     return old, new
 
 
-def _target(old_raw: str, new_raw: str, number: int) -> _Target:
+def _target(old_raw: str, new_raw: str, number: int, refused: list[str]) -> _Target:
     old, new = _strip_prefixes(_header_path(old_raw), _header_path(new_raw))
     if new == NULL:
         raise EditFormatError(
@@ -144,7 +147,7 @@ def _target(old_raw: str, new_raw: str, number: int) -> _Target:
             f"hunk {number}: the diff renames {old[:120]!r} to {new[:120]!r}, and renaming is "
             f"not supported; use the same path on the '---' and '+++' lines"
         )
-    return _Target(path=block_path(new, number, "hunk"), creates=old == NULL)
+    return _Target(path=block_path(new, number, "hunk", refused), creates=old == NULL)
 
 
 def _read_hunk(lines: Sequence[str], start: int, fenced: bool) -> tuple[list[str], int]:

@@ -28,6 +28,7 @@ from bot.agent.editformats.base import (
     join_lines,
     looks_like_path,
     normalise_newlines,
+    raise_refused,
 )
 from bot.errors import EditFormatError
 
@@ -91,6 +92,7 @@ def parse_whole_file(text: str) -> list[Edit]:
     lines = normalise_newlines(text).split("\n")
     edits: list[Edit] = []
     candidate: str | None = None  # the last non-blank line before a fence
+    refused: list[str] = []  # every refused path is named, not only the first
     index = 0
     while index < len(lines):
         fence = _FENCE.match(lines[index])
@@ -111,9 +113,10 @@ def parse_whole_file(text: str) -> list[Edit]:
                 f"block {number} has no file path: write the path alone on the line before "
                 f"its opening ``` fence"
             )
-        path = block_path(raw_path, number)
+        path = block_path(raw_path, number, refused=refused)
         _check_content(body, info, number, path)
         edits.append(WriteFile(path=path, content=join_lines(body)))
+    raise_refused(refused)
     return edits
 
 
