@@ -16,13 +16,16 @@ secret by writing something digest- or placeholder-like next to it:
   never excluded by a digest or commit rule: there the context says credential, whatever the
   value looks like;
 - vendor patterns (an AWS key id, a ``ghp_`` token, a private key header) are excluded only
-  by :data:`DOCUMENTED_EXAMPLES`, the exact values vendors publish in their documentation.
+  by the documented examples: the exact values vendors publish (:data:`DOCUMENTED_EXAMPLES`),
+  AWS's example shape (``EXAMPLE`` in the last characters, leaving too few to hold a key) and
+  a Slack token of ids without its secret segment.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,28 +37,24 @@ _HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96,
 _RAW_SIZES = {"sha1": 20, "sha256": 32, "sha384": 48, "sha512": 64}
 
 # The digests of empty input, hex and base64: a test or a fixture that hashes nothing.
-EMPTY_INPUT_HASHES = frozenset({
-    "d41d8cd98f00b204e9800998ecf8427e",  # md5
-    "da39a3ee5e6b4b0d3255bfef95601890afd80709",  # sha1
-    "d14a028c2a3a2bc9476102bb288234c415a2b01f828ea62ac5b3e42f",  # sha224
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",  # sha256
-    "38b060a751ac96384cd9327eb1b1e36a21fdb71114be07434c0cc7bf63f6e1da274edebfe76f65fbd51ad2f14"
-    "898b95b",  # sha384
-    "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2"
-    "877eec2f63b931bd47417a81a538327af927da3e",  # sha512
-    "1B2M2Y8AsgTpgAmY7PhCfg==",  # md5, base64
-    "2jmj7l5rSw0yVb/vlWAYkK/YBwk=",  # sha1, base64
-    "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",  # sha256, base64
-    "OLBgp1GsljhM2TJ+sbHjaiH9txEUvgdDTAzHv2P24donTt6/529l+9Ua0vFImLlb",  # sha384, base64
-    "z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg==",
-})
+EMPTY_INPUT_HASHES = frozenset(
+    text for digest in (hashlib.new(name, b"").digest() for name in _HEX_LENGTHS)
+    for text in (digest.hex(), base64.b64encode(digest).decode()))
 # Credentials vendors print in their documentation, that no account has.
 DOCUMENTED_EXAMPLES = frozenset({
     "AKIAIOSFODNN7EXAMPLE",  # AWS access key id
     "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",  # its secret access key
     "AKIAI44QH8DHBEXAMPLE",
     "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
+    # AWS's example session token (STS documentation), on one line: the scanner sees it whole
+    "AQoEXAMPLEH4aoAH0gNCAPyJxz4BlCFFxWNE1OPTgk5TthT+FvwqnKwRcOIfrRh3c/LTo6UDdyJwOOvEVPvLXCrrrUtdnniCEXAMPLE/IvU1dYUg2RVAJBanLiHb4IgRmpRV3zrkuWJOgQs8IZZaIv2BXIa2R4OlgkBN9bkUDNCJiBeb/AXlzBBko7b15fjrBs2+cTQtpZ3CYWFXG8C5zqx37wnOE49mRl/+OtkIKGO7fAE",
 })
+# AWS's convention for example keys: the last characters say EXAMPLE, so that too few are
+# left to hold a real key (9 of an access key id's 16, 30 of a secret key's 40).
+_AWS_EXAMPLE_SHAPE = re.compile(r"AKIA[0-9A-Z]{9}EXAMPLE|[A-Za-z0-9/+]{30}EXAMPLEKEY")
+# A Slack token of ids alone ("xoxb-1234-1243"): the secret part, the last alphanumeric
+# segment of a real token, is not there.
+_SLACK_IDS_ONLY = re.compile(r"xox[abposr]-\d+(?:-\d+)*")
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _ALGORITHM = "|".join(sorted(_HEX_LENGTHS, key=len, reverse=True))
@@ -81,7 +80,10 @@ _SECRET_NAME = re.compile(r"key|pass|pwd|secret|token|auth|credential|private",
 _FRAMED = re.compile(r"<(.+)>|\$\{(.+)\}|\$\((.+)\)|\{\{\s*(.+?)\s*\}\}|%\((.+)\)s")
 _INVITING = re.compile(r"(?i)(?:your|my|insert|replace|put|enter|paste)[ _.-](.+)"
                        r"|(.+)[ _.-](?:here|goes[ _.-]here)")
-_FILLER = re.compile(r"(?i)x{6,}|\*{6,}|\.{6,}|0{8,}|(?:x{4,}-)+x{4,}")
+# One character repeated, or groups of X: nothing random in it.
+_FILLER = re.compile(r"(?i)([\w*.])\1{5,}|(?:x{4,}-)+x{4,}")
+# An elided example: a vendor's prefix at most, then an ellipsis ("sk_test_...").
+_ELIDED = re.compile(r"[\w-]{0,12}(?:\.{3}|\u2026)")
 # A word of a placeholder: up to 12 letters in one case, with a vowel and no run of five
 # consonants, so that random letters are not words.
 _WORD = re.compile(r"[a-z]{1,12}|[A-Z]{1,12}|[A-Z][a-z]{1,11}")
@@ -166,7 +168,7 @@ def _empty_input_hash(value: str, line: str) -> bool:
 
 def _placeholder(value: str, line: str) -> bool:
     text = value.strip("\"'`")
-    if _FILLER.fullmatch(text):
+    if _FILLER.fullmatch(text) or _ELIDED.fullmatch(text):
         return True
     match = _FRAMED.fullmatch(text) or _INVITING.fullmatch(text)
     return match is not None and _words(next(group for group in match.groups() if group))
@@ -181,7 +183,8 @@ def _words(text: str) -> bool:
 
 
 def _documented_example(value: str, line: str) -> bool:
-    return value in DOCUMENTED_EXAMPLES
+    return value in DOCUMENTED_EXAMPLES or _AWS_EXAMPLE_SHAPE.fullmatch(value) is not None \
+        or _SLACK_IDS_ONLY.fullmatch(value) is not None
 
 
 RULES: tuple[Lookalike, ...] = (
@@ -193,10 +196,12 @@ RULES: tuple[Lookalike, ...] = (
               "revision's value (GitHub Actions, pre-commit, VCS requirements)", _pinned_commit),
     Lookalike("empty-input-hash", "the md5, sha1 or sha2 digest of empty input",
               _empty_input_hash),
-    Lookalike("placeholder", "a placeholder made of words or one repeated character "
-              "(<your-token>, ${API_KEY}, YOUR_API_KEY, xxxxxxxx)", _placeholder),
-    Lookalike("documented-example", "a credential vendors publish as an example "
-              "(AWS's AKIAIOSFODNN7EXAMPLE)", _documented_example),
+    Lookalike("placeholder", "a placeholder made of words that name a credential, one "
+              "repeated character, or a short prefix and an ellipsis (<your-token>, "
+              "${API_KEY}, YOUR_API_KEY, xxxxxxxx, sk_test_...)", _placeholder),
+    Lookalike("documented-example", "a credential vendors publish as an example, or in "
+              "the shape of one (AWS's AKIAIOSFODNN7EXAMPLE and keys ending in EXAMPLEKEY, a "
+              "Slack token of ids without its secret part)", _documented_example),
 )
 _VENDOR_RULES = tuple(rule for rule in RULES if rule.name == "documented-example")
 

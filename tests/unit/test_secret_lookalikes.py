@@ -154,3 +154,26 @@ def test_a_lock_file_line_beside_a_secret_does_not_hide_it() -> None:
     lines = (f'  "integrity": "sha512-{B512}",', f'  "token": "{RANDOM}",')
 
     assert _found("vendor/manifest.json", *lines) == ["Base64 High Entropy String"]
+
+
+@pytest.mark.parametrize(("value", "rule"), [
+    ("YYYYYYYYYYYYYYYYYY", "placeholder"),  # one character repeated
+    ("sk_test_...", "placeholder"),  # a prefix and an ellipsis
+    ("AKIA" + "ABCDEFGHJ" + "EXAMPLE", "documented-example"),  # AWS's example shape
+    ("aBcDeFgHiJkLmNoPqRsTuVwXyZ0123" + "EXAMPLEKEY", "documented-example"),
+    ("xoxb-" + "1234-1243", "documented-example"),  # a Slack token of ids, no secret part
+])
+def test_other_shapes_that_hold_nothing(value: str, rule: str) -> None:
+    assert excluded(value, f'key = "{value}"', vendor=rule == "documented-example") == rule
+
+
+@pytest.mark.parametrize("value", [
+    "sk_test_" + RANDOM[:24] + "...",  # too much before the ellipsis to be only a prefix
+    "AKIA" + "ABCDEFGHJKLMN" + "EXAM",  # no EXAMPLE ending
+    RANDOM[:31] + "EXAMPLEKEY",  # one character too many for AWS's shape
+    "xoxb-" + "1234-1243-" + RANDOM[:24],  # the secret segment is there
+    "Ab" * 10,  # two characters alternating are not one repeated
+])
+def test_shapes_with_room_for_a_secret_are_not_excluded(value: str) -> None:
+    assert excluded(value, f'key = "{value}"', vendor=True) is None
+    assert excluded(value, f'key = "{value}"') is None
