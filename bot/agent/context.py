@@ -35,6 +35,10 @@ SKIPPED_DIRS = frozenset(
         ".nox",
     }
 )
+# Version-control metadata: never the repository's code, and a worktree's ``.git`` is a file
+# that holds the host path of the bot's mirror. Neither file nor folder of these names is
+# listed or read.
+VCS_NAMES = frozenset({".git", ".hg", ".svn"})
 SOURCE_SUFFIXES = frozenset(
     {
         ".py", ".pyi", ".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs", ".go", ".rs", ".java",
@@ -108,7 +112,10 @@ def read_text(root: Path, relative: str, max_bytes: int = MAX_FILE_BYTES) -> str
     reached through a symbolic link, larger than ``max_bytes`` or binary.
 
     ``relative`` must already be a validated relative path (no ``..``, not absolute).
+    Nothing under version-control metadata (``VCS_NAMES``) is read.
     """
+    if any(part in VCS_NAMES for part in relative.split("/")):
+        return None
     current = root
     for part in relative.split("/")[:-1]:
         current = current / part
@@ -154,7 +161,7 @@ def _walk(root: Path) -> Iterable[str]:
         base = Path(directory).relative_to(root)
         for filename in sorted(filenames):
             path = Path(directory) / filename
-            if path.is_symlink():
+            if path.is_symlink() or filename in VCS_NAMES:  # a worktree's .git is a file
                 continue
             yield (base / filename).as_posix()
 
