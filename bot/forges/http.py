@@ -17,7 +17,9 @@ dates and rate-limit resets; ``time.time``), ``jitter`` (a float in [0, 1);
 ``random.random``), ``backoff_base_s`` (0.5), ``backoff_cap_s`` (30), ``max_wait_s`` (120: a
 server-requested wait longer than this is not slept, the call fails at once with
 ``ForgeError(retryable=True)`` so the job is rescheduled), ``breaker_threshold`` (5),
-``breaker_cooldown_s`` (60) and ``breakers`` (a registry, for tests).
+``breaker_cooldown_s`` (60), ``rate_limit_wait_s`` (0: the wait a forge documents for a
+rate limit that does not say when to come back; GitHub's adapter sets 60) and ``breakers``
+(a registry, for tests).
 
 What a request through the session gets:
 
@@ -29,8 +31,10 @@ What a request through the session gets:
   to come back (429 or a rate-limited 403 with ``Retry-After`` or a reset header, 503 with
   ``Retry-After``): a second pull request or comment is worse than a failed job;
 - waits: ``Retry-After`` (seconds or an HTTP date), else GitHub's ``X-RateLimit-Reset``
-  when ``X-RateLimit-Remaining`` is 0, else GitLab's ``RateLimit-Reset``; otherwise
-  exponential backoff with full jitter. A response that says the quota is spent
+  when ``X-RateLimit-Remaining`` is 0, else GitLab's ``RateLimit-Reset``; else, for a rate
+  limit that says nothing (GitHub's secondary limits), ``rate_limit_wait_s`` when set, and
+  then a POST is resent too, since the forge turned it away; otherwise exponential backoff
+  with full jitter. A response that says the quota is spent
   (remaining 0) also holds back the *next* request to that host until the reset;
 - a circuit breaker per ``host_key``: after ``breaker_threshold`` consecutive failed
   attempts (transport errors, 500/502/503/504) it opens, and every request fails at once
@@ -51,6 +55,7 @@ import enum
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -139,13 +144,23 @@ def _parse_reset(value: str | None, now: float) -> float | None:
 
 
 def is_rate_limited(response: requests.Response) -> bool:
-    """True for a 429, or a 403 that GitHub uses for its primary and secondary limits."""
+    """True for a 429, or a 403 that GitHub uses for its primary and secondary limits: with
+    ``Retry-After``, a spent ``X-RateLimit-Remaining``, or a message that names a rate limit
+    (a secondary limit may come with neither header)."""
     if response.status_code == 429:
         return True
     headers = response.headers
-    return response.status_code == 403 and (
-        headers.get("X-RateLimit-Remaining", "").strip() == "0" or "Retry-After" in headers
-    )
+    if response.status_code != 403:
+        return False
+    if headers.get("X-RateLimit-Remaining", "").strip() == "0" or "Retry-After" in headers:
+        return True
+    return _RATE_LIMIT_MESSAGE.search(response.content[:_MESSAGE_BYTES]) is not None
+
+
+# GitHub: "You have exceeded a secondary rate limit", "API rate limit exceeded", and the
+# older "abuse detection mechanism".
+_RATE_LIMIT_MESSAGE = re.compile(rb"(?i)rate limit|abuse detection")
+_MESSAGE_BYTES = 4096
 
 
 def _quota_spent(headers: Headers) -> bool:
@@ -307,6 +322,9 @@ class RetryPolicy:
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
     max_wait_s: float = 120.0
+    # The wait a forge documents for a rate limit that does not say when to come back
+    # (GitHub: "wait for at least one minute"); 0: back off as for any other error.
+    rate_limit_wait_s: float = 0.0
 
     def backoff(self, attempt: int, jitter: float) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt))."""
@@ -468,6 +486,12 @@ class ResilientAdapter(HTTPAdapter):
         server_wait = retry_after_s(response.headers, self._wall_clock(), response.status_code)
         if server_wait is not None and _quota_spent(response.headers):
             self.breaker.hold(server_wait)
+        elif server_wait is None and self.policy.rate_limit_wait_s > 0 \
+                and is_rate_limited(response):
+            # Limited without a word on when to come back: the forge's documented wait,
+            # for every request to the host (the request itself was turned away).
+            server_wait = self.policy.rate_limit_wait_s
+            self.breaker.hold(server_wait)
         method = (request.method or "GET").upper()
         if not self._may_retry(attempt, request):
             return None
@@ -506,6 +530,7 @@ def install(
     breaker_threshold: int = 5,
     breaker_cooldown_s: float = 60.0,
     breakers: BreakerRegistry | None = None,
+    rate_limit_wait_s: float = 0.0,
 ) -> requests.Session:
     """Mount a :class:`ResilientAdapter` for ``host_key`` on ``session`` and return it.
 
@@ -522,6 +547,7 @@ def install(
             backoff_base_s=backoff_base_s,
             backoff_cap_s=backoff_cap_s,
             max_wait_s=max_wait_s,
+            rate_limit_wait_s=rate_limit_wait_s,
         ),
         breaker=registry.get(
             host_key, threshold=breaker_threshold, cooldown_s=breaker_cooldown_s, clock=clock

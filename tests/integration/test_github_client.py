@@ -199,6 +199,25 @@ def test_get_issue(mock: responses.RequestsMock, github: GitHubForge) -> None:
         labels=("bug",), author="Codertocat",
     )
     assert mock.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert mock.calls[0].request.headers["X-GitHub-Api-Version"] == "2022-11-28"
+
+
+def test_a_secondary_rate_limit_on_a_comment_waits_a_minute_and_sends_it_once(
+        mock: responses.RequestsMock, github: GitHubForge, clock: FakeTime) -> None:
+    mock.get(f"{REPO_API}/issues/1", json=api_issue())
+    limited = {"message": "You have exceeded a secondary rate limit. Please wait a few "
+               "minutes before you try again.",
+               "documentation_url": "https://docs.github.com/rest/overview/rate-limits"}
+    mock.post(f"{REPO_API}/issues/1/comments", status=403, json=limited)
+    mock.post(f"{REPO_API}/issues/1/comments", status=201,
+              json=api_comment(10, "forgebot", "hello"))
+    github.get_issue(REPO, 1)
+
+    github.comment(REPO, 1, "hello")
+
+    assert clock.sleeps == [60.0]  # GitHub's documented minute, then the one resend
+    assert [c.response.status_code for c in mock.calls if c.request.method == "POST"] \
+        == [403, 201]
 
 
 def test_get_issue_that_does_not_exist(mock: responses.RequestsMock,

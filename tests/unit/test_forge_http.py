@@ -462,3 +462,53 @@ def test_a_bug_during_the_half_open_trial_frees_the_trial(
     with pytest.raises(ValueError):
         http.get(URL)  # the trial ends in a bug, not an answer
     assert http.get(URL).status_code == 200  # a new trial is let through
+
+
+SECONDARY_LIMIT = {"message": "You have exceeded a secondary rate limit. Please wait a few "
+                   "minutes before you try again.",
+                   "documentation_url": "https://docs.github.com/rest/overview/rate-limits"}
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_secondary_limit_without_headers_waits_the_documented_minute(
+        clock: FakeTime, mock: responses.RequestsMock, method: str) -> None:
+    mock.add(method, URL, status=403, json=SECONDARY_LIMIT)
+    mock.add(method, URL, status=200, json={})
+    http = session(clock, rate_limit_wait_s=60.0)
+
+    assert http.request(method, URL, json={"body": "x"}).status_code == 200
+    assert clock.sleeps == [60.0]  # a POST too: the forge turned it away
+
+
+def test_the_documented_wait_holds_the_host_for_every_caller(
+        clock: FakeTime, mock: responses.RequestsMock) -> None:
+    mock.add("GET", URL, status=429, json={})
+    mock.add("GET", URL, status=200, json={})
+    registry = BreakerRegistry()
+    first = session(clock, rate_limit_wait_s=60.0, breakers=registry, max_retries=0)
+    other = session(clock, rate_limit_wait_s=60.0, breakers=registry)
+
+    assert first.get(URL).status_code == 429  # no retry left: the answer is returned
+    assert other.get(URL).status_code == 200
+    assert clock.sleeps == [60.0]  # the other caller waited for the host first
+
+
+def test_without_a_documented_wait_a_silent_limit_backs_off_as_before(
+        clock: FakeTime, mock: responses.RequestsMock) -> None:
+    mock.add("GET", URL, status=403, json=SECONDARY_LIMIT)
+    mock.add("GET", URL, status=200, json={})
+    mock.add("POST", URL, status=403, json=SECONDARY_LIMIT)
+    http = session(clock)
+
+    assert http.get(URL).status_code == 200
+    assert http.post(URL, json={}).status_code == 403  # may have been made: not resent
+    assert clock.sleeps == [0.5]
+
+
+def test_a_plain_forbidden_is_not_a_rate_limit(clock: FakeTime,
+                                               mock: responses.RequestsMock) -> None:
+    mock.add("GET", URL, status=403, json={"message": "Resource not accessible by integration"})
+    http = session(clock, rate_limit_wait_s=60.0)
+
+    assert http.get(URL).status_code == 403
+    assert clock.sleeps == []

@@ -25,6 +25,11 @@ from bot.forges.github.auth import RepoTokenAuth, TokenSource
 from bot.forges.github.client import GitHubClient
 from bot.forges.http import install
 
+# The REST API version pinned on every request (GitHub's "X-GitHub-Api-Version").
+API_VERSION = "2022-11-28"
+# GitHub's documented reaction to a secondary rate limit that names no time: "wait for at
+# least one minute before retrying".
+SECONDARY_LIMIT_WAIT_S = 60.0
 
 class GitHubForge(GitHubClient):
     """The Forge adapter of GitHub (registry name ``github``).
@@ -116,6 +121,9 @@ def _session(
         default_read_timeout=settings.timeout_seconds,
     )
     session.base_url = api_url
+    # The REST API version github3.py's models were written for: a newer default drops
+    # fields (has_downloads, in 2026-03-10) that github3 reads strictly.
+    session.headers["X-GitHub-Api-Version"] = API_VERSION
     install(
         session,
         host_key=f"github:{urlsplit(api_url).netloc}",
@@ -123,7 +131,7 @@ def _session(
         max_retries=settings.max_retries,
         user_agent="forgebot",
         sleep=sleep,
-        **options,
+        **{"rate_limit_wait_s": SECONDARY_LIMIT_WAIT_S, **options},
     )
     return session
 
