@@ -117,6 +117,13 @@ def rewrite(name: str, change: dict[str, Any]) -> bytes:
         ("push", rewrite("push__default_branch", {"deleted": True, "commits": []})),
         ("", load("issues__labeled")),  # no event header at all
         ("star", load("issues__labeled")),
+        # Nullable in GitHub's description: no label, and a deleted account (user null).
+        ("issues", rewrite("issues__labeled", {"label": None})),
+        ("issues", rewrite("issues__labeled", {"action": "unlabeled", "label": None})),
+        ("issue_comment", rewrite("issue_comment__created_issue", {"comment": {
+            **json.loads(load("issue_comment__created_issue"))["comment"], "user": None}})),
+        ("pull_request_review", rewrite("pull_request_review__submitted", {"review": {
+            **json.loads(load("pull_request_review__submitted"))["review"], "user": None}})),
     ],
 )
 def test_deliveries_that_start_nothing_are_none(event: str, body: bytes) -> None:
@@ -229,7 +236,7 @@ def test_installation_id_comes_from_the_delivery() -> None:
         ("issues", b"[1, 2]", "JSON object"),
         ("issues", b"{not json", "not JSON"),
         ("issues", b"\xff\xfe", "not JSON"),
-        ("issues", rewrite("issues__labeled", {"label": None}), "label.name"),
+        ("issues", rewrite("issues__labeled", {"label": {"name": 5}}), "label.name"),
         ("issues", rewrite("issues__labeled", {"repository": {}}), "repository.full_name"),
         ("issue_comment", rewrite("issue_comment__created_pr", {"issue": {"number": "3"}}),
          "issue.number"),
@@ -290,3 +297,13 @@ def test_a_tampered_body_is_refused() -> None:
 def test_delivery_id_and_event_are_absent_safely() -> None:
     assert forge().delivery_id({}) is None
     assert forge().event_kind({}) == ""
+
+
+def test_labels_given_as_bare_names_are_read() -> None:
+    payload = json.loads(load("issues__labeled"))
+    payload["issue"]["labels"] = ["bug", {"name": "forgebot"}]  # the description allows both
+    body = json.dumps(payload).encode()
+
+    event = forge().parse(headers_for("issues", body), body)
+
+    assert isinstance(event, IssueLabeled) and event.labels == ("bug", "forgebot")

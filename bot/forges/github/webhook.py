@@ -81,16 +81,24 @@ def _repo(fields: Fields) -> Repo:
 
 
 def _label_names(fields: Fields) -> tuple[str, ...]:
+    """The issue's labels: objects with a name, or (octokit's schema allows it) bare names."""
+    found = fields.find("issue.labels")
+    if found is None:
+        return ()
+    if not isinstance(found, list):
+        raise fields.error("issue.labels")
     names = []
-    for index, label in enumerate(fields.items("issue.labels")):
-        name = label.get("name")
+    for index, label in enumerate(found):
+        name = label.get("name") if isinstance(label, dict) else label
         if not isinstance(name, str):
             raise fields.error(f"issue.labels[{index}].name")
         names.append(name)
     return tuple(names)
 
 
-def _labeled(fields: Fields) -> IssueLabeled:
+def _labeled(fields: Fields) -> IssueLabeled | None:
+    if fields.find("label") is None:
+        return None  # the schema lets "label" be absent: nothing to act on
     return IssueLabeled(
         repo=_repo(fields),
         number=fields.integer("issue.number"),
@@ -102,7 +110,9 @@ def _labeled(fields: Fields) -> IssueLabeled:
     )
 
 
-def _unlabeled(fields: Fields) -> IssueUnlabeled:
+def _unlabeled(fields: Fields) -> IssueUnlabeled | None:
+    if fields.find("label") is None:
+        return None
     return IssueUnlabeled(
         repo=_repo(fields),
         number=fields.integer("issue.number"),
@@ -122,7 +132,9 @@ def _issue_closed(fields: Fields) -> IssueClosed | None:
     )
 
 
-def _comment_created(fields: Fields) -> CommentCreated:
+def _comment_created(fields: Fields) -> CommentCreated | None:
+    if fields.find("comment.user") is None:
+        return None  # a deleted account's comment (user is null): no one to authorise
     return CommentCreated(
         repo=_repo(fields),
         number=fields.integer("issue.number"),
@@ -177,6 +189,8 @@ def _pull_closed(fields: Fields) -> PullClosed:
 
 
 def _review_submitted(fields: Fields) -> ReviewSubmitted | None:
+    if fields.find("review.user") is None:
+        return None  # a deleted account's review: no one to authorise
     state = fields.text("review.state").lower()  # lower-case in webhooks, upper in the REST API
     if state not in REVIEW_STATES:
         return None  # "dismissed" and anything newer start nothing
