@@ -4,8 +4,12 @@ failures back, and let a reviewer send the result back once.
 Every run ends in a named outcome: ``submitted`` (the tests pass with the changes applied),
 ``tests_failed`` (changes exist but the tests still fail when the iterations run out),
 ``no_changes`` (the model never produced an applied change), ``budget_exceeded`` (the run's
-tokens or wall-clock ran out first) or ``context_too_small`` (the model's context window
-cannot hold even the minimum prompt). A ModelError or SandboxError propagates to the caller,
+tokens or wall-clock ran out first), ``context_too_small`` (the model's context window
+cannot hold even the minimum prompt) or ``model_repeats`` (the model gave a reply it had
+already given, word for word or edit for edit, ``MAX_REPEATS`` times: at a low temperature an
+unchanged prompt gets an unchanged reply, so after the first repeat the next request is
+sampled at ``REPEAT_TEMPERATURE`` and told so, and after the last the run stops rather than
+spend the budget on copies). A ModelError or SandboxError propagates to the caller,
 which owns the remaining outcomes. No model decides whether the job succeeded: the tests do,
 and the pipeline proves them again on the trusted side.
 
@@ -36,7 +40,8 @@ from bot.sandbox.base import Result, Session
 from bot.sandbox.tarball import tar_directory
 
 AgentOutcome = Literal[
-    "submitted", "no_changes", "tests_failed", "budget_exceeded", "context_too_small"
+    "submitted", "no_changes", "tests_failed", "budget_exceeded", "context_too_small",
+    "model_repeats",
 ]
 
 # The last exchanges kept in the prompt: older replies refer to file content that has since
@@ -47,6 +52,8 @@ PLAN_TOKENS = 300
 REVIEW_TOKENS = 200
 MAX_SYNTAX_PROBLEMS = 5
 RELEVANT_FOLDERS = 8  # top-ranked files whose folders' AGENTS.md apply before any edit
+MAX_REPEATS = 2  # replies that repeat an earlier one before the run stops
+REPEAT_TEMPERATURE = 0.7  # what the requests after a repeat are sampled at, at least
 
 
 class Observer(Protocol):
@@ -140,6 +147,9 @@ class _Run:
     calls: int = 0
     failures: int = 0  # consecutive failed iterations, for the escalation ladder
     reviewed: bool = False
+    replies_seen: set[str] = field(default_factory=set)  # earlier replies, whitespace-normalised
+    edits_seen: set[tuple[object, ...]] = field(default_factory=set)  # earlier edit sets
+    repeats: int = 0
     _last_note: str = ""
     _repeats: int = 0
 
@@ -231,6 +241,10 @@ def _iterate(run: _Run, i: int, provider: Provider) -> AgentOutcome | None:
     for _ in range(run.settings.format_retries + 1):
         completion = _call(run, "coder", provider, _coder_messages(run, provider), i=i)
         run.history.append(Message("assistant", completion.text))
+        if _repeated(run, i, completion.text):
+            if run.repeats >= MAX_REPEATS:
+                return "model_repeats"
+            continue
         verdict = _apply_reply(run, i, completion.text)
         if verdict == "prose":  # the model has nothing (more) to change
             return "tests_failed" if run.ws.changed_files() else "no_changes"
@@ -261,6 +275,27 @@ def _iterate(run: _Run, i: int, provider: Provider) -> AgentOutcome | None:
     run.failures += 1
     run.history.append(Message("user", prompts.failing_tests_message(result)))
     return None
+
+
+def _repeated(run: _Run, i: int, text: str) -> bool:
+    """Whether ``text`` repeats an earlier reply, word for word or edit for edit. A repeat is
+    not applied again: it is counted, and the model is told and sampled warmer next time."""
+    normalised = " ".join(text.split())
+    assert run.fmt is not None
+    try:
+        edits: tuple[object, ...] = tuple(run.fmt.parse(text))
+    except EditFormatError:
+        edits = ()
+    if normalised not in run.replies_seen and (not edits or edits not in run.edits_seen):
+        run.replies_seen.add(normalised)
+        if edits:
+            run.edits_seen.add(edits)
+        return False
+    run.repeats += 1
+    run.emit("agent.repeat", i=i, repeats=run.repeats)
+    run.note(f"iteration {i}: the model repeated an earlier reply")
+    run.history.append(Message("user", prompts.repeated_reply_message()))
+    return True
 
 
 def _apply_reply(run: _Run, i: int, text: str) -> Literal["applied", "retry", "prose"]:
@@ -370,8 +405,10 @@ def _call(run: _Run, role: str, provider: Provider, messages: list[Message], *,
     run.observer.transcript("prompt", _render(messages),
                             {"i": i, "role": role, "model": _model_name(provider)})
     try:
+        temperature = run.settings.temperature if not run.repeats else max(
+            run.settings.temperature, REPEAT_TEMPERATURE)
         completion = provider.complete(messages, max_tokens=max_tokens or run.settings.max_tokens,
-                                       temperature=run.settings.temperature)
+                                       temperature=temperature)
     except ContextLengthExceeded as exc:
         raise ContextTooSmall(f"the model refused the prompt as too long: {exc}") from exc
     usage = completion.usage

@@ -143,6 +143,15 @@ def no_edits_message(format_instructions: str) -> str:
     )
 
 
+def repeated_reply_message() -> str:
+    """The user message after a reply that repeats an earlier one."""
+    return (
+        "Your reply repeats one you already gave, so it was not applied again. The earlier "
+        "attempt did not solve the task: look at the task and the current file content "
+        "again, and write a different change."
+    )
+
+
 def no_change_message() -> str:
     """The user message after edits that left every file as it was."""
     return (

@@ -12,6 +12,7 @@ class Outcome(StrEnum):
     TESTS_FAILED = "tests_failed"  # draft pull request opened, tests fail
     UNPROVEN = "unproven"  # draft pull request opened: tests pass, but none fails without it
     NO_CHANGES = "no_changes"  # the model changed nothing usable
+    MODEL_REPEATS = "model_repeats"  # the model kept giving a reply it had given before
     POLICY_BLOCKED = "policy_blocked"  # the policy gate stopped the change
     SECRET_FOUND = "secret_found"  # noqa: S105 - the secret gate stopped the change
     BUDGET_EXCEEDED = "budget_exceeded"  # iteration or time budget used up

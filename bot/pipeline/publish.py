@@ -59,6 +59,12 @@ def publish(rt: Runtime, rec: Recorder, prepared: Prepared, agent: AgentResult,
         return replace(base, outcome=Outcome.POLICY_BLOCKED)
     if not v.diff or v.tests is None:
         notes = "; ".join(agent.notes[-3:])
+        if agent.outcome == "model_repeats":
+            # /retry would ask the same model the same thing: say what would change it.
+            return replace(base, outcome=Outcome.MODEL_REPEATS, detail=(
+                f"The model gave the same reply again, also when asked for a different one. "
+                f"{notes}. Comment `/revise <what to do differently>` with more detail, or "
+                "configure a larger model for the coder role."))
         return replace(base, detail=f"The model's replies gave no change that applies. {notes}")
     passed = v.tests.exit_code == 0 and not v.tests.timed_out
     checks = prepared.policy.checks

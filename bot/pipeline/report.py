@@ -239,6 +239,8 @@ _EXPLAIN = {
     Outcome.TESTS_FAILED: "opened a draft pull request, but the tests fail on it",
     Outcome.UNPROVEN: "opened a draft pull request: its tests pass, but no test fails without it",
     Outcome.NO_CHANGES: "did not produce a usable change, so nothing was pushed",
+    Outcome.MODEL_REPEATS: "stopped: the model kept repeating a reply it had already given, "
+                           "so nothing was pushed",
     Outcome.POLICY_BLOCKED: "stopped the change at the policy gate, so nothing was pushed",
     Outcome.SECRET_FOUND: "found what looks like a secret in the change, so nothing was pushed",
     Outcome.BUDGET_EXCEEDED: "ran out of its budget before finishing",

@@ -81,11 +81,13 @@ class RecordingProvider:
         self.name = name
         self.window = window
         self.calls: list[list[Message]] = []
+        self.temperatures: list[float] = []
 
     def complete(
         self, messages: list[Message], *, max_tokens: int, temperature: float
     ) -> Completion:
         self.calls.append(list(messages))
+        self.temperatures.append(temperature)
         return self.inner.complete(messages, max_tokens=max_tokens, temperature=temperature)
 
     def context_window(self) -> int:
@@ -234,7 +236,8 @@ def test_fixes_on_the_second_iteration(repo: Path, tmp_path: Path) -> None:
 def test_a_reply_that_never_parses_is_bounded(repo: Path, tmp_path: Path) -> None:
     broken = "src/calc.py\n<<<<<<< SEARCH\n    return a - b\n    return a + b\n>>>>>>> REPLACE\n"
     # Two iterations of one reply and one retry each: a fifth request would exhaust it.
-    provider = transcript(tmp_path, broken, broken, broken, broken)
+    # (Each worded differently: a word-for-word repeat is another matter.)
+    provider = transcript(tmp_path, *[f"Attempt {n}:\n{broken}" for n in range(4)])
     session = FakeSession(calc_passes)
     result, events = run(repo, provider, session, max_iterations=2, format_retries=1)
 
@@ -613,8 +616,8 @@ def test_system_prompt_names_the_delimiters() -> None:
 
 def test_replies_without_edits_are_reported_once_per_iteration(repo: Path,
                                                                tmp_path: Path) -> None:
-    fenced = "```python\nprint('hello')\n```\n"  # code, but not an edit: sent back
-    provider = transcript(tmp_path, *[fenced] * 6)
+    # Code, but not an edit: sent back (each different: a repeat is another matter).
+    provider = transcript(tmp_path, *[f"```python\nprint({n})\n```\n" for n in range(6)])
     result, _ = run(repo, provider, FakeSession(calc_passes), max_iterations=2,
                     format_retries=2)
 
@@ -635,3 +638,30 @@ def test_a_reply_with_several_refused_paths_names_them_all(repo: Path,
     assert "src/calc.py is a file" in result.notes[0]
     assert "link.py is a symbolic link" in provider.calls[1][-1].content
     assert "src/calc.py is a file" in provider.calls[1][-1].content
+
+
+def test_a_repeated_reply_is_not_applied_again_and_warms_the_next_request(
+        repo: Path, tmp_path: Path) -> None:
+    wrong = edit("src/calc.py", "    return a - b\n", "    return a * b\n")
+    fix = edit("src/calc.py", "    return a * b\n", "    return a + b\n")
+    provider = transcript(tmp_path, wrong, wrong, fix)
+    result, events = run(repo, provider, FakeSession(calc_passes), max_iterations=3)
+
+    assert result.outcome == "submitted"
+    assert provider.temperatures == [0.0, 0.0, 0.7]  # sampled warmer after the repeat
+    assert "repeats one you already gave" in provider.calls[2][-1].content
+    assert [d["repeats"] for k, d in events if k == "agent.repeat"] == [1]
+    assert "iteration 2: the model repeated an earlier reply" in result.notes
+
+
+def test_the_same_edits_in_other_words_are_a_repeat_and_two_repeats_stop_the_run(
+        repo: Path, tmp_path: Path) -> None:
+    wrong = edit("src/calc.py", "    return a - b\n", "    return a * b\n")
+    provider = transcript(tmp_path, wrong, "Trying again.\n" + wrong,
+                          "Once more:\n\n" + wrong, "never asked for")
+    session = FakeSession(calc_passes)
+    result, _ = run(repo, provider, session, max_iterations=5)
+
+    assert result.outcome == "model_repeats"
+    assert len(provider.calls) == 3  # stopped: the budget is not spent on copies
+    assert len(session.trees) == 1  # the repeats were not tested again

@@ -83,3 +83,11 @@ def test_fewer_tests_than_on_the_base_commit_are_named():
     same = pull_body(report(tests=TestCounts(passed=9), ran_before=9))
     assert "7 passed, 0 failed, 2 skipped; 2 fewer tests ran than on the base commit (9)" in fewer
     assert "fewer" not in same
+
+
+def test_a_run_stopped_for_repeats_says_so_and_suggests_revise():
+    text = status_comment(Status(4, 2, done=("prepare", "implement", "verify"), final=report(
+        outcome=Outcome.MODEL_REPEATS,
+        detail="The model gave the same reply again. Comment `/revise <what to do differently>`")))
+    assert "the model kept repeating a reply it had already given" in text
+    assert "outcome `model_repeats`" in text and "/revise" in text
