@@ -3,11 +3,12 @@
 For each of three real projects of ``examples/real-tasks`` (fetched and checked against their
 pinned SHA-256), in one run:
 
-- **cold**: the first job's setup through the egress proxy, with an empty package cache;
+- **cold**: the first job's setup through the egress proxy, with an empty package cache and
+  an empty PyPI mirror (``bot.sandbox.pypi_mirror``; ``--no-mirror`` runs without one);
 - **second job**: what a later job of the same repository pays: the kept snapshot's lookup
   (``find_snapshot``); goal ≤ 0.1x cold;
 - **one-line manifest change**: a setup after one line of a manifest changed (a new cache
-  key, the repository's package cache warm); goal ≤ 0.3x cold;
+  key, the repository's package cache and the mirror warm); goal ≤ 0.3x cold;
 - **direct**: the same setup command in a container on Docker's bridge network with no proxy
   (``docker run``, the same CA bundle and cache variables, empty cache): the baseline for
   "through the proxy"; goal cold ≤ 1.2x direct.
@@ -77,7 +78,16 @@ def _direct(client: docker.DockerClient, toolchain: Toolchain, tree: Path) -> fl
     return time.monotonic() - started
 
 
-def bench(name: str, sandbox: DockerSandbox, client: docker.DockerClient, scratch: Path) -> None:
+def _size(folder: Path | None) -> tuple[int, int]:
+    """Files and bytes under ``folder`` (the mirror's cache): what came from upstream."""
+    if folder is None or not folder.exists():
+        return 0, 0
+    files = [f for f in folder.rglob("*") if f.is_file()]
+    return len(files), sum(f.stat().st_size for f in files)
+
+
+def bench(name: str, sandbox: DockerSandbox, client: docker.DockerClient, scratch: Path,
+          mirror: Path | None = None) -> None:
     tree = load_task(ROOT / "examples" / "real-tasks" / name).starting_tree(scratch / name)
     found = detect_toolchain(read_marker_files(tree), ToolchainOverride(), IMAGES)
     assert isinstance(found, Toolchain) and found.setup, found
@@ -88,6 +98,7 @@ def bench(name: str, sandbox: DockerSandbox, client: docker.DockerClient, scratc
 
     cold = sandbox.snapshot_setup(found.image, tar_directory(tree), list(found.setup), LIMITS,
                                   LABELS, egress=egress, cache=cache)
+    fetched = _size(mirror)
     assert cold.image is not None, cold.result.stdout[-2000:] + cold.result.stderr[-2000:]
     started = time.monotonic()
     kept = sandbox.find_snapshot(found.image, cache)
@@ -99,11 +110,16 @@ def bench(name: str, sandbox: DockerSandbox, client: docker.DockerClient, scratc
         found.image, tar_directory(tree), list(found.setup), LIMITS, LABELS, egress=egress,
         cache=SetupCache(changed_key.key + scope, scope))
     assert changed.image is not None
+    refetched = tuple(b - a for a, b in zip(fetched, _size(mirror), strict=True))
     direct = _direct(client, found, tree)
     requests = sum(1 for r in cold.egress if r.allowed)
     print(f"{name}: cold {cold.seconds:.1f} s through the proxy ({requests} requests), "
           f"second job {second * 1000:.0f} ms, one-line change {changed.seconds:.1f} s, "
           f"direct {direct:.1f} s")
+    if mirror is not None:
+        print(f"  from upstream through the mirror: cold {fetched[0]} files "
+              f"({fetched[1] / 1e6:.1f} MB), one-line change {refetched[0]} files "
+              f"({refetched[1] / 1e6:.1f} MB)")
     print(f"  second/cold {second / cold.seconds:.3f}x (goal <= 0.1)   "
           f"change/cold {changed.seconds / cold.seconds:.2f}x (goal <= 0.3)   "
           f"proxy/direct {cold.seconds / direct:.2f}x (goal <= 1.2)")
@@ -115,13 +131,18 @@ def bench(name: str, sandbox: DockerSandbox, client: docker.DockerClient, scratc
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", default=[], help="a project of the suite")
+    parser.add_argument("--no-mirror", action="store_true", help="setups without the mirror")
     args = parser.parse_args()
     client = docker.from_env()
-    sandbox = DockerSandbox(client, ca_bundle=load_ca_bundle(CA) if CA.exists() else None)
     scratch = Path(tempfile.mkdtemp(prefix="forgebot-bench-"))
     try:
         for name in args.only or PROJECTS:
-            bench(name, sandbox, client, scratch)
+            # An empty mirror for each project: its cold setup is cold.
+            mirror = None if args.no_mirror else scratch / f"mirror-{name}"
+            sandbox = DockerSandbox(
+                client, ca_bundle=load_ca_bundle(CA) if CA.exists() else None,
+                mirror_dir=mirror)
+            bench(name, sandbox, client, scratch, mirror)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         client.close()

@@ -142,7 +142,8 @@ def make_sandbox(settings: Settings) -> Sandbox:
     # The default (the host's own bundle) is optional: a host without one uses the image's.
     wanted = bundle is not None and (bundle != DEFAULT_CA_BUNDLE or bundle.exists())
     ca = load_ca_bundle(bundle) if bundle is not None and wanted else None
-    return DockerSandbox(options=settings.sandbox.docker, ca_bundle=ca)
+    return DockerSandbox(options=settings.sandbox.docker, ca_bundle=ca,
+                         mirror_dir=settings.data_dir.resolve() / "cache" / "pypi")
 
 
 def _dashboard(settings: Settings) -> Blueprint | None:

@@ -49,6 +49,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -91,6 +92,7 @@ from bot.sandbox.junit import (
 )
 from bot.sandbox.netsink import ObservedSession, Sink
 from bot.sandbox.options import DockerOptions
+from bot.sandbox.pypi_mirror import PYPI_INDEX, PypiMirror, mirror_environment
 from bot.sandbox.tarball import SANDBOX_GID, SANDBOX_UID, normalise_tree
 
 log = logging.getLogger(__name__)
@@ -235,10 +237,13 @@ class DockerSandbox:
         client: docker.DockerClient | None = None,
         options: DockerOptions | None = None,
         ca_bundle: bytes | None = None,
+        mirror_dir: Path | None = None,
     ) -> None:
         self._docker = client
         self._options = options or DockerOptions()
         self._ca_bundle = ca_bundle  # PEM certificates only (options.load_ca_bundle)
+        # The PyPI mirror's file cache (None: no mirror; see bot.sandbox.pypi_mirror).
+        self._mirror_dir = mirror_dir if self._options.pypi_mirror else None
         self._seccomp = self._options.seccomp_json()  # read once, refused early
 
     def start(self, image: str, limits: Limits, labels: dict[str, str]) -> DockerSession:
@@ -294,6 +299,7 @@ class DockerSandbox:
         started = time.monotonic()
         environment = {**_SETUP_ENVIRONMENT, **self._options.setup_env}
         proxy: SquidProxy | None = None
+        mirror: PypiMirror | None = None
         network: str | None = None
         if egress is not None:
             network, gateway = ensure_egress_network(self.client, self._options.egress_network)
@@ -302,6 +308,7 @@ class DockerSandbox:
                            **proxy_environment(proxy.start())}
             if self._ca_bundle is not None:
                 environment.update(CA_ENVIRONMENT)
+            mirror = self._start_mirror(gateway, egress, environment)
         volume = None
         if cache is not None:
             volume = ensure_cache_volume(self.client, cache.scope)
@@ -312,7 +319,28 @@ class DockerSandbox:
                                       mode=mode, environment=environment, cache=cache)
         finally:
             records = tuple(proxy.stop()) if proxy is not None else ()
+            records += tuple(mirror.stop()) if mirror is not None else ()
         return replace(outcome, egress=records, seconds=time.monotonic() - started)
+
+    def _start_mirror(self, gateway: str, egress: Sequence[str],
+                      environment: dict[str, str]) -> PypiMirror | None:
+        """The PyPI mirror for a setup whose egress allows its upstream, with ``environment``
+        pointed at it; None (and the setup goes through squid alone) when it is off, not
+        allowed or does not start."""
+        if self._mirror_dir is None:
+            return None
+        upstream = self._options.setup_env.get("PIP_INDEX_URL") or PYPI_INDEX
+        mirror = PypiMirror(gateway, self._mirror_dir, upstream=upstream,
+                            cache_mb=self._options.pypi_mirror_mb, ca_bundle=self._ca_bundle)
+        if mirror.upstream_host not in egress:
+            return None
+        try:
+            index = mirror.start()
+        except SandboxError as exc:
+            log.warning("setup without the PyPI mirror: %s", exc)
+            return None
+        environment.update(mirror_environment(index, gateway))
+        return mirror
 
     def _run_setup(
         self, image: str, tree: bytes, setup_cmd: list[str], *, limits: Limits,

@@ -176,7 +176,7 @@ class SquidProxy:
                 retryable=False,
             )
         self._folder = Path(tempfile.mkdtemp(prefix="forgebot-egress-"))
-        port = _free_port(self._listen)
+        port = free_port(self._listen)
         config = self._folder / "squid.conf"
         config.write_text(squid_config(self._hosts, self._listen, port, self._folder))
         if os.geteuid() == 0:
@@ -236,7 +236,8 @@ class SquidProxy:
         return (errors or lines or ["no log"])[-1][:300]
 
 
-def _free_port(address: str) -> int:
+def free_port(address: str) -> int:
+    """A free TCP port on ``address``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((address, 0))
         return int(probe.getsockname()[1])

@@ -66,6 +66,12 @@ class DockerOptions(BaseModel):
     egress_proxy: str = "squid"
     # Extra environment of the setup phase only: mirrors and proxies (keys in SETUP_ENV_KEYS).
     setup_env: dict[str, str] = Field(default_factory=dict)
+    # A caching PyPI mirror (proxpi) beside the egress proxy for setups that may reach PyPI
+    # (or the index of setup_env's PIP_INDEX_URL): files are kept under the data dir's
+    # cache/pypi and shared by every repository's setups.
+    pypi_mirror: bool = True
+    # How much the PyPI mirror keeps, in MB; the least used files go first.
+    pypi_mirror_mb: int = Field(default=4096, ge=64, le=1_048_576)
 
     @field_validator("runtime")
     @classmethod
