@@ -132,7 +132,7 @@ def edit_error_message(error: str) -> str:
     return (
         f"Your edits were not applied: {error}\n\n"
         "None of the edits of that reply were applied. Send corrected edits against the "
-        "current file content shown above."
+        "files as they are now."
     )
 
 
@@ -166,7 +166,7 @@ def failing_tests_message(result: Result) -> str:
         [
             _test_summary(result),
             wrap(OUTPUT_TAG, _output_tail(result)),
-            "Your earlier edits are applied; the file content shown above is current. "
+            "Your earlier edits are applied: edit the files as they are now. "
             "Send edits that make the tests pass.",
         ]
     )

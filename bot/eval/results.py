@@ -84,7 +84,8 @@ class SuiteResult:
         return json.dumps(self.as_dict(), indent=2) + "\n"
 
 
-_COLUMNS = ("task", "lang", "diff", "outcome", "resolved", "iter", "tokens (p/c)", "seconds")
+_COLUMNS = ("task", "lang", "diff", "outcome", "resolved", "replies", "tokens (p/c)",
+            "seconds")
 
 
 def _row(t: TaskResult) -> tuple[str, ...]:
