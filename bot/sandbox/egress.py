@@ -208,22 +208,8 @@ class SquidProxy:
 
     def stop(self) -> list[EgressRecord]:
         """Stop squid and return what it recorded. Safe to call twice."""
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
-        if self._folder is None:
-            return []
-        try:
-            text = (self._folder / "access.log").read_text(errors="replace")
-        except OSError:
-            text = ""
-        shutil.rmtree(self._folder, ignore_errors=True)
-        self._folder = None
+        text = stop_and_read(self._process, self._folder, "access.log")
+        self._process, self._folder = None, None
         return parse_access_log(text)
 
     def _cache_log(self) -> str:
@@ -234,6 +220,27 @@ class SquidProxy:
             return "no log"
         errors = [line for line in lines if "FATAL" in line or "ERROR" in line]
         return (errors or lines or ["no log"])[-1][:300]
+
+
+def stop_and_read(process: subprocess.Popen[bytes] | None, folder: Path | None,
+                  log_name: str) -> str:
+    """Stop ``process`` (terminate, then kill after 10 s), read ``folder/log_name`` and
+    remove ``folder``: what a helper process recorded ("" when nothing)."""
+    if process is not None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if folder is None:
+        return ""
+    try:
+        text = (folder / log_name).read_text(errors="replace")
+    except OSError:
+        text = ""
+    shutil.rmtree(folder, ignore_errors=True)
+    return text
 
 
 def free_port(address: str) -> int:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot.errors import SandboxError
-from bot.sandbox.egress import EgressRecord, free_port
+from bot.sandbox.egress import EgressRecord, free_port, stop_and_read
 
 log = logging.getLogger(__name__)
 
@@ -114,22 +113,8 @@ class PypiMirror:
 
     def stop(self) -> list[EgressRecord]:
         """Stop the mirror; the requests it answered. Safe to call twice."""
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
-        if self._folder is None:
-            return []
-        try:
-            text = (self._folder / "requests.log").read_text(errors="replace")
-        except OSError:
-            text = ""
-        shutil.rmtree(self._folder, ignore_errors=True)
-        self._folder = None
+        text = stop_and_read(self._process, self._folder, "requests.log")
+        self._process, self._folder = None, None
         return parse_requests(text, f"{self.upstream_host} (mirror)")
 
     def _server_log(self) -> str:
