@@ -13,10 +13,10 @@ violation ``checks.network``.
 
 The sink runs our code in a container of its own image, built once from the python runner
 image with the sink's files in it and every module it imports compiled (:func:`sink_image`),
-so a sink listens a moment after it starts: root without any
-capability but binding low ports, ``no-new-privileges``, no network, bounded memory and
-pids. What it reports was written by the code under test, so :func:`parse_records` reads it
-as hostile input: bounded, JSON only, names cut to what a host name can be.
+so that it listens a moment after it starts. It runs as root without any capability but
+binding low ports, with ``no-new-privileges``, no network, bounded memory and pids. What
+it reports was written by the code under test, so :func:`parse_records` reads it as hostile
+input: bounded, JSON only, names cut to what a host name can be.
 
 What it cannot see: connections to an IP address (there is no route to one, so they fail
 before leaving the process), and ports other than the five it listens on (the lookup of the
