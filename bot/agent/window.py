@@ -92,10 +92,13 @@ def _optional(provider: Provider, budget: int, sources: Sources,
     map_budget = int(budget * _MAP_SHARE)
     repo_map = sources.repo_map(map_budget, tokens) if map_budget > 0 else ""
     remaining -= tokens(repo_map) if repo_map else 0
-    snippets, remaining = _snippets(sources, int(budget * _SNIPPET_SHARE), remaining, tokens)
     listing = _listing(sources.files, int(budget * _LIST_SHARE), tokens)
     remaining -= tokens(listing) if listing else 0
-    files = _files(sources, workspace, remaining, tokens)
+    # Whole files first, with the snippets' share held back; a snippet of a file shown whole
+    # is not shown again, and the share it leaves passes back to nobody (a file is shown once).
+    share = int(budget * _SNIPPET_SHARE) if sources.snippets else 0
+    files, shown, used = _files(sources, workspace, remaining - share, tokens)
+    snippets = _snippets(sources, min(share, remaining - used), tokens, skip=shown)
     parts = []
     if repo_map:
         parts.append("Map of the repository (definitions by file, most relevant first):\n"
@@ -110,10 +113,13 @@ def _optional(provider: Provider, budget: int, sources: Sources,
     return parts
 
 
-def _snippets(sources: Sources, share: int, remaining: int,
-              tokens: Callable[[str], int]) -> tuple[list[str], int]:
+def _snippets(sources: Sources, share: int, tokens: Callable[[str], int], *,
+              skip: set[str]) -> list[str]:
+    """Retrieved snippets within ``share`` tokens, none of a file in ``skip`` (shown whole)."""
     chosen: list[str] = []
     for snippet in sources.snippets:
+        if snippet.path in skip:
+            continue
         block = prompts.file_block(f"{snippet.path} (lines {snippet.start_line}-"
                                    f"{snippet.end_line})", snippet.text)
         cost = tokens(block)
@@ -121,8 +127,7 @@ def _snippets(sources: Sources, share: int, remaining: int,
             continue
         chosen.append(block)
         share -= cost
-        remaining -= cost
-    return chosen, remaining
+    return chosen
 
 
 def _listing(files: list[str], share: int, tokens: Callable[[str], int]) -> str:
@@ -137,21 +142,25 @@ def _listing(files: list[str], share: int, tokens: Callable[[str], int]) -> str:
 
 
 def _files(sources: Sources, workspace: Workspace, budget: int,
-           tokens: Callable[[str], int]) -> list[str]:
+           tokens: Callable[[str], int]) -> tuple[list[str], set[str], int]:
+    """The blocks of the files that fit ``budget``, best first; their paths; the tokens."""
     blocks: list[str] = []
+    shown: set[str] = set()
+    used = 0
     # Edited files first, with their *current* content: edits are written against it.
     order = list(dict.fromkeys([*workspace.changed_files(), *sources.ranked]))
     for path in order:
-        if budget <= 0:
+        if budget - used <= 0:
             break
         text = workspace.read(path)
         if text is None:
             continue
         block = prompts.file_block(path, text)
-        if len(block) > budget * 6:  # cheaper than tokenizing what cannot fit anyway
+        if len(block) > (budget - used) * 6:  # cheaper than tokenizing what cannot fit
             continue
         cost = tokens(block)
-        if cost <= budget:
+        if cost <= budget - used:
             blocks.append(block)
-            budget -= cost
-    return blocks
+            shown.add(path)
+            used += cost
+    return blocks, shown, used
