@@ -4,7 +4,8 @@ The minimum prompt is the system prompt, the task (issue, repository instruction
 the room for the reply. When that alone does not fit, the run stops with the named outcome
 ``context_too_small``: nothing is ever cut silently. What is optional — the current content
 of the files, the repo map, retrieved snippets and the file list — fills what is left, best
-first, within ``context_tokens``; older history goes before the task does.
+first, within ``context_tokens``; older history goes before the task does, and before the
+file the change is most about (the first edited, else the best ranked file).
 """
 
 from __future__ import annotations
@@ -61,10 +62,14 @@ def fit_task(
             "llm.context_window if the model allows it, or shorten the issue")
     kept = list(history)
     budget = context_tokens
+    # The file in play (the first edited one, else the best ranked) goes before old turns: a
+    # model cannot write an edit against a file it is not shown.
+    first = _first_file(sources, workspace)
+    needed = provider.count_tokens([Message("user", first)]) if first else 0
     for _ in range(_ATTEMPTS):
         base = count([Message("system", system), Message("user", fixed_text), *kept])
         room = min(budget, window - max_tokens - MARGIN_TOKENS - base)
-        while room < 0 and kept:
+        while (room < 0 or (room < needed <= budget)) and kept:
             kept = kept[2:]  # an exchange at a time, oldest first
             base = count([Message("system", system), Message("user", fixed_text), *kept])
             room = min(budget, window - max_tokens - MARGIN_TOKENS - base)
@@ -76,6 +81,16 @@ def fit_task(
         budget = int(max(room, 0) * _SHRINK)  # the parts measured alone undercount: shrink
     raise ContextTooSmall(f"the prompt could not be fitted to the model's {window}-token "
                           "context window")
+
+
+def _first_file(sources: Sources, workspace: Workspace) -> str:
+    """The block of the file the change is most about: the first edited, else the best
+    ranked file ("" when there is none)."""
+    for path in dict.fromkeys([*workspace.changed_files(), *sources.ranked[:1]]):
+        text = workspace.read(path)
+        if text is not None:
+            return prompts.file_block(path, text)
+    return ""
 
 
 def _optional(provider: Provider, budget: int, sources: Sources,

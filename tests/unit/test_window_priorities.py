@@ -1,10 +1,12 @@
-"""A file is shown once in a prompt (bot/agent/window.py): a retrieved snippet of a file
-that is shown whole is left out, and snippets of other files still come."""
+"""What a prompt holds when the window is tight (bot/agent/window.py): a file is shown once
+(a retrieved snippet of a file shown whole is left out), and the file the change is about
+goes before old turns of the conversation."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from bot.agent.llm import Message
 from bot.agent.providers.replay import ReplayProvider
 from bot.agent.sources import Snippet, collect
 from bot.agent.window import fit_task
@@ -40,3 +42,22 @@ def test_a_snippet_of_a_file_shown_whole_is_not_shown_again(tmp_path: Path) -> N
     assert "pkg/helpers.py (lines 1-2)" in prompt  # not shown whole: its snippet stays
     assert prompt.count("return 'hi ' + name") == 1
 
+
+
+def test_the_file_in_play_goes_before_old_turns(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    # About 400 tokens: it fits beside the latest turns, not beside the old ones too.
+    (tmp_path / "pkg" / "app.py").write_text(APP + "# padding\n" * 140)
+    sources = collect(tmp_path, "Make greet in pkg/app.py say hello", cache_dir=None)
+    transcript = tmp_path / "replies.yaml"
+    transcript.write_text("[]")
+    provider = ReplayProvider(transcript, context_window=2048)
+    old = "x" * 2400  # an old reply and the answer to it: about 700 tokens each
+    history = [Message("assistant", old), Message("user", old),
+               Message("assistant", "the latest reply"), Message("user", "the latest error")]
+
+    messages = fit_task(provider, 256, 2048, system="system", fixed=["the task"],
+                        sources=sources, workspace=Workspace(tmp_path), history=history)
+
+    assert "return 'hi ' + name" in messages[1].content  # the file is shown
+    assert [m.content for m in messages[2:]] == ["the latest reply", "the latest error"]
