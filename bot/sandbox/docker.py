@@ -90,7 +90,7 @@ from bot.sandbox.junit import (
     junit_from_tar,
     parse_junit,
 )
-from bot.sandbox.netsink import ObservedSession, Sink
+from bot.sandbox.netsink import SINK_LABEL, ObservedSession, Sink
 from bot.sandbox.options import DockerOptions
 from bot.sandbox.pypi_mirror import PYPI_INDEX, PypiMirror, mirror_environment
 from bot.sandbox.tarball import SANDBOX_GID, SANDBOX_UID, normalise_tree
@@ -858,9 +858,10 @@ def _read_bounded(chunks: Iterator[bytes], limit: int) -> bytes | None:
 def reap_orphans(
     client: docker.DockerClient, older_than_s: float, labels: Mapping[str, str] | None = None
 ) -> int:
-    """Remove sandbox containers and volumes (label ``forgebot.session=1``) and setup
-    snapshots (label ``forgebot.snapshot=1``), narrowed by ``labels`` if given, created more
-    than ``older_than_s`` seconds ago: what a crash left behind. Returns how many were
+    """Remove sandbox containers and volumes (label ``forgebot.session=1``), network sinks
+    (``forgebot.sink=1``) and setup snapshots (label ``forgebot.snapshot=1``), narrowed by
+    ``labels`` if given, created more than ``older_than_s`` seconds ago: what a crash left
+    behind. Returns how many were
     removed. Safe to call on a schedule.
 
     Use an age above the longest job so that another worker's live sessions survive.
@@ -872,6 +873,9 @@ def reap_orphans(
     removed = 0
     with _translate("list leftover sandboxes"):
         containers = client.containers.list(all=True, sparse=True, filters=selector)
+        # A sink goes with its session; a worker that died mid-verify leaves both.
+        containers += client.containers.list(
+            all=True, sparse=True, filters={"label": [f"{SINK_LABEL}=1", *narrow]})
     for container in containers:
         created = container.attrs.get("Created")
         if isinstance(created, int | float) and created < cutoff:

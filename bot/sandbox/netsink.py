@@ -53,6 +53,7 @@ SINK_DIR = "/opt/forgebot-sink"
 SINK_LABEL = "forgebot.sink"
 SINK_IMAGE_LABEL = "forgebot.sink-image"  # the key of the runner image and sink code
 SINK_BASE_LABEL = "forgebot.sink-base"  # the runner image it was built from, by name
+SINK_BUILD_LABEL = "forgebot.sink-build"  # the container that builds a sink image
 SINK_REPOSITORY = "forgebot-sink"
 BUILD_TIMEOUT_S = 120
 MAX_RECORDS = 200
@@ -247,7 +248,7 @@ def sink_image(client: docker.DockerClient, runner_image: str) -> str:
         base = client.images.get(runner_image).id
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise SandboxError(f"the network sink needs {runner_image}: {exc}") from exc
-    key = hashlib.sha256(base.encode() + tree).hexdigest()[:16]
+    key = hashlib.sha256(f"{runner_image}\0{base}\0".encode() + tree).hexdigest()[:16]
     tag = f"{SINK_REPOSITORY}:{key}"
     with _building:
         try:
@@ -269,7 +270,7 @@ def _build(client: docker.DockerClient, runner_image: str, tree: bytes, key: str
     try:
         container = client.containers.create(
             runner_image, command=["python3", "-E", "-s", "-S", "-c", importer],
-            user="0:0", network_mode="none", labels={SINK_IMAGE_LABEL: key},
+            user="0:0", network_mode="none", labels={SINK_BUILD_LABEL: key},
             name=f"forgebot-sink-build-{uuid.uuid4().hex[:12]}")
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise SandboxError(f"could not build the network sink's image: {exc}") from exc

@@ -16,6 +16,7 @@ from bot.sandbox.base import Limits
 from bot.sandbox.docker import RUNNER_IMAGE, RUNNER_IMAGES, DockerSandbox
 from bot.sandbox.netsink import (
     SINK_BASE_LABEL,
+    SINK_BUILD_LABEL,
     SINK_DIR,
     SINK_IMAGE_LABEL,
     SINK_LABEL,
@@ -118,7 +119,7 @@ def test_the_sink_image_is_built_once_with_its_byte_code(sandbox: DockerSandbox)
         tag, ["sh", "-c", f"ls {SINK_DIR}/dnslib/__pycache__ /usr/lib/python3*/__pycache__"],
         network_mode="none", remove=True).decode()
     assert "dns.cpython-" in listing and "socketserver.cpython-" in listing
-    builders = client.containers.list(all=True, filters={"label": SINK_IMAGE_LABEL})
+    builders = client.containers.list(all=True, filters={"label": SINK_BUILD_LABEL})
     assert builders == []  # the build container is gone
 
 
@@ -130,7 +131,7 @@ def test_a_runner_image_without_python_gives_a_clear_error(sandbox: DockerSandbo
     try:
         with pytest.raises(SandboxError, match="network sink's image"):
             sink_image(client, empty)
-        assert client.containers.list(all=True, filters={"label": SINK_IMAGE_LABEL}) == []
+        assert client.containers.list(all=True, filters={"label": SINK_BUILD_LABEL}) == []
         assert client.images.list(filters={"label": f"{SINK_BASE_LABEL}={empty}"}) == []
     finally:
         client.images.remove(empty, force=True)
@@ -151,16 +152,22 @@ def test_only_older_sinks_of_the_same_runner_image_are_removed(
 def test_a_new_build_removes_the_older_sink_of_its_runner_image(
         sandbox: DockerSandbox) -> None:
     client = sandbox.client
+    runner = "forgebot-test-sink-base:1"  # a name of its own: other tests' sinks stay alone
+    client.images.get(RUNNER_IMAGE).tag(runner)
     older = "forgebot-sink:0000000000000000"
     holder = client.containers.create(RUNNER_IMAGE, ["true"], network_mode="none",
                                       labels={TEST_LABEL: "test_netsink"})
     holder.commit(repository="forgebot-sink", tag="0000000000000000", conf={
-        "Labels": {SINK_IMAGE_LABEL: "0000000000000000", SINK_BASE_LABEL: RUNNER_IMAGE}})
+        "Labels": {SINK_IMAGE_LABEL: "0000000000000000", SINK_BASE_LABEL: runner}})
     holder.remove(force=True)
-    client.images.remove(sink_image(client, RUNNER_IMAGE))  # so that the next call builds
+    try:
+        tag = sink_image(client, runner)
 
-    tag = sink_image(client, RUNNER_IMAGE)
-
-    assert tag != older
-    assert older not in [t for image in client.images.list("forgebot-sink")
-                         for t in image.tags]
+        assert tag != older and client.images.get(tag).labels[SINK_BASE_LABEL] == runner
+        assert older not in [t for image in client.images.list("forgebot-sink")
+                             for t in image.tags]
+        assert sink_image(client, RUNNER_IMAGE) != tag  # the python runner's own sink stays
+    finally:
+        for image in client.images.list(filters={"label": f"{SINK_BASE_LABEL}={runner}"}):
+            client.images.remove(image.id, force=True)
+        client.images.remove(runner)

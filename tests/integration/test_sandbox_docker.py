@@ -439,6 +439,23 @@ def test_reap_orphans_removes_old_sessions_only(
         orphan.close()
 
 
+def test_reap_orphans_removes_the_sink_a_crash_left_beside_its_session(
+    sandbox: DockerSandbox, client: docker.DockerClient
+) -> None:
+    mine = {**LABELS, "forgebot.reap": "sink"}
+    orphan = sandbox.start_observed(RUNNER_IMAGE, Limits(), mine, RUNNER_IMAGE)
+    try:
+        time.sleep(1.1)  # creation times have a resolution of one second
+
+        removed = reap_orphans(client, older_than_s=0, labels=mine)
+
+        assert removed == 3  # the session's container and volume, and the sink
+        selector = {"label": [f"{key}={value}" for key, value in mine.items()]}
+        assert client.containers.list(all=True, filters=selector) == []
+    finally:
+        orphan.close()
+
+
 def test_timeout_is_reported_as_killed_by_timeout(session: DockerSession) -> None:
     result = session.run(["sleep", "100"], 1)
 
