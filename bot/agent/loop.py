@@ -151,7 +151,7 @@ class _Run:
     edits_seen: set[tuple[object, ...]] = field(default_factory=set)  # earlier edit sets
     repeats: int = 0
     _last_note: str = ""
-    _repeats: int = 0
+    _note_count: int = 0  # how many times in a row the last note was made
 
     def emit(self, kind: str, **data: object) -> None:
         self.observer.event(kind, data)
@@ -161,10 +161,10 @@ class _Run:
         repeated ("iteration 2: the reply held no edits (3 times)")."""
         text = text if len(text) <= MAX_NOTE_CHARS else text[:MAX_NOTE_CHARS - 3] + "..."
         if self.notes and self._last_note == text:
-            self._repeats += 1
-            self.notes[-1] = f"{text} ({self._repeats} times)"
+            self._note_count += 1
+            self.notes[-1] = f"{text} ({self._note_count} times)"
             return
-        self._last_note, self._repeats = text, 1
+        self._last_note, self._note_count = text, 1
         self.notes.append(text)
 
     def finish(self, outcome: AgentOutcome, iterations: int) -> AgentResult:

@@ -83,10 +83,16 @@ def fit_task(
                           "context window")
 
 
+def _order(sources: Sources, workspace: Workspace) -> list[str]:
+    """Files by priority: edited files first (with their *current* content: edits are
+    written against it), then by rank."""
+    return list(dict.fromkeys([*workspace.changed_files(), *sources.ranked]))
+
+
 def _first_file(sources: Sources, workspace: Workspace) -> str:
     """The block of the file the change is most about: the first edited, else the best
     ranked file ("" when there is none)."""
-    for path in dict.fromkeys([*workspace.changed_files(), *sources.ranked[:1]]):
+    for path in _order(sources, workspace):
         text = workspace.read(path)
         if text is not None:
             return prompts.file_block(path, text)
@@ -162,9 +168,7 @@ def _files(sources: Sources, workspace: Workspace, budget: int,
     blocks: list[str] = []
     shown: set[str] = set()
     used = 0
-    # Edited files first, with their *current* content: edits are written against it.
-    order = list(dict.fromkeys([*workspace.changed_files(), *sources.ranked]))
-    for path in order:
+    for path in _order(sources, workspace):
         if budget - used <= 0:
             break
         text = workspace.read(path)
